@@ -1,0 +1,45 @@
+# One command each: `make dev` runs the local control plane (and the service), `make test` runs
+# the whole suite. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: dev test lint pytest deps etcd binaries openapi clean
+
+deps: $(STAMP) etcd binaries
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Debian's etcd 3.4 serves kube-apiserver 1.32; the control plane starts its own on free ports.
+etcd:
+	@command -v etcd >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends etcd-server; }
+
+# kube-apiserver and kruise-manager, built from the Go module proxy once per pinned version.
+binaries: $(STAMP)
+	$(PY) -m tests.cluster.build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+pytest: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: deps lint pytest
+
+dev: deps
+	$(PY) -m tests.cluster.dev
+
+clean:
+	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache
