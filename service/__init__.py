@@ -1,0 +1,1 @@
+"""crr-gateway: restart containers in place through OpenKruise ContainerRecreateRequests."""

@@ -1,0 +1,454 @@
+"""The CRR watch cache: every status read is answered from here, never from the apiserver.
+
+One list+watch per served namespace (or one cluster-wide), each in its own thread, because
+the official client blocks. A thread parses every event once into a ``Restart`` and its
+encoded JSON, and hands it to the event loop, which owns all the state (no locks on the read
+path). Long polls and SSE streams wait on per-restart events woken by changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.errors import GatewayError, KruiseMissing, KubeError, KubeGone
+from service.metrics import Metrics
+from service.protocol import KubeAPI, KubeObject, WatchStream
+from service.restarts import (
+    DELETED_MESSAGE,
+    crr_idempotency_label,
+    crr_request_hash,
+    is_newer,
+    restart_from_crr,
+)
+from service.schemas import Restart
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+Scope = str | None  # a namespace, or None for every namespace
+
+
+@dataclass(slots=True, frozen=True)
+class Entry:
+    """One restart, ready to serve."""
+
+    restart: Restart
+    body: bytes  # restart encoded as JSON, once
+    deleted_at: float | None  # monotonic time the CRR was seen deleted (a tombstone)
+    request_hash: str | None
+    idempotency: str | None
+
+    @property
+    def key(self) -> Key:
+        return (self.restart.namespace, self.restart.name)
+
+
+def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
+    restart = restart_from_crr(obj, deleted=deleted_at is not None)
+    return Entry(
+        restart=restart,
+        body=restart.model_dump_json().encode(),
+        deleted_at=deleted_at,
+        request_hash=crr_request_hash(obj),
+        idempotency=crr_idempotency_label(obj),
+    )
+
+
+def _tombstone_of(entry: Entry, now: float) -> Entry:
+    """The entry of a restart whose CRR was deleted with no final object to read: its last
+    state, finished (and failed, if it had not finished)."""
+    restart = entry.restart
+    if not restart.finished:
+        restart = restart.model_copy(
+            update={
+                "finished": True,
+                "result": "Failed",
+                "failureReason": "Deleted",
+                "message": DELETED_MESSAGE,
+            }
+        )
+    return Entry(
+        restart=restart,
+        body=restart.model_dump_json().encode(),
+        deleted_at=now,
+        request_hash=entry.request_hash,
+        idempotency=entry.idempotency,
+    )
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _ScopeState:
+    synced: bool = False  # the first list has landed
+    healthy: bool = False  # the last list succeeded and the watch has not broken since
+    error: str | None = None
+
+
+class RestartCache:
+    def __init__(
+        self,
+        kube: KubeAPI,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._scopes: list[Scope] = [None] if settings.all_namespaces else list(settings.namespaces)
+        self._by_ns: dict[str, dict[str, Entry]] = {}
+        self._waiters: dict[Key, asyncio.Event] = {}
+        self._state: dict[Scope, _ScopeState] = {s: _ScopeState() for s in self._scopes}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: dict[Scope, WatchStream] = {}
+        self._streams_lock = threading.Lock()
+        self._pruner: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for scope in self._scopes:
+            thread = threading.Thread(
+                target=self._reflect,
+                args=(scope,),
+                name=f"crr-watch-{scope or 'all'}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+        self._pruner = asyncio.create_task(self._prune_forever(), name="crr-cache-pruner")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with self._streams_lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.close()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 5.0)
+            if thread.is_alive():
+                log.warning("watch thread %s did not stop in time", thread.name)
+        for event in self._waiters.values():
+            event.set()
+        self._waiters.clear()
+
+    # ---------------------------------------------------------------- readiness
+
+    @property
+    def ready(self) -> bool:
+        return all(s.synced and s.healthy for s in self._state.values())
+
+    def scope_status(self) -> dict[str, dict[str, object]]:
+        return {
+            (scope or "*"): {"synced": s.synced, "healthy": s.healthy, "error": s.error}
+            for scope, s in self._state.items()
+        }
+
+    def synced(self, namespace: str) -> bool:
+        state = self._state.get(None) or self._state.get(namespace)
+        return state is not None and state.synced
+
+    # ---------------------------------------------------------------- reads (event loop)
+
+    def _live(self, entry: Entry | None) -> Entry | None:
+        if entry is None or entry.deleted_at is None:
+            return entry
+        if self._clock() - entry.deleted_at > self._settings.retention_seconds:
+            return None
+        return entry
+
+    def get(self, namespace: str, name: str) -> Entry | None:
+        return self._live(self._by_ns.get(namespace, {}).get(name))
+
+    def in_namespace(self, namespace: str) -> list[Entry]:
+        """Restarts of a namespace sorted by name (tombstones within retention included)."""
+        entries = self._by_ns.get(namespace, {})
+        live = (self._live(entries[name]) for name in sorted(entries))
+        return [e for e in live if e is not None]
+
+    def for_pod(self, namespace: str, pod: str) -> list[Entry]:
+        return [e for e in self.in_namespace(namespace) if e.restart.pod == pod]
+
+    def active_for_pod(self, namespace: str, pod: str) -> list[Restart]:
+        return [
+            e.restart
+            for e in self.for_pod(namespace, pod)
+            if e.deleted_at is None and not e.restart.finished
+        ]
+
+    def find_idempotent(self, namespace: str, label: str) -> Entry | None:
+        for entry in self.in_namespace(namespace):
+            if entry.idempotency == label:
+                return entry
+        return None
+
+    async def wait_change(self, namespace: str, name: str, timeout: float) -> None:
+        """Return when the restart changes (or ``timeout`` passes)."""
+        key = (namespace, name)
+        event = self._waiters.get(key)
+        if event is None:
+            event = self._waiters[key] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    # ---------------------------------------------------------------- writes (event loop)
+
+    def observe(self, obj: KubeObject) -> Entry:
+        """Take an object we just got from the apiserver (after a create) unless the cache
+        already has the same or a newer version. Returns what the cache now holds."""
+        entry = make_entry(obj)
+        current = self._by_ns.get(entry.restart.namespace, {}).get(entry.restart.name)
+        if current is None or is_newer(
+            entry.restart.resourceVersion, current.restart.resourceVersion
+        ):
+            self._put(entry)
+            return entry
+        return current
+
+    def observe_deleted(self, obj: KubeObject) -> Entry:
+        """Take the object a DELETE answered with: the restart is over from now on, unless
+        the watch already delivered the deletion."""
+        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        current = self._by_ns.get(namespace, {}).get(name)
+        if current is not None and current.deleted_at is not None:
+            return current
+        entry = make_entry(obj, deleted_at=self._clock())
+        self._put(entry)
+        self._update_gauges()
+        return entry
+
+    def tombstone(self, namespace: str, name: str) -> Entry | None:
+        """Mark a restart deleted (a DELETE answered with a Status, not the object)."""
+        current = self._by_ns.get(namespace, {}).get(name)
+        if current is None or current.deleted_at is not None:
+            return current
+        entry = _tombstone_of(current, self._clock())
+        self._put(entry)
+        self._update_gauges()
+        return entry
+
+    def _put(self, entry: Entry) -> None:
+        namespace, name = entry.key
+        entries = self._by_ns.setdefault(namespace, {})
+        previous = entries.get(name)
+        entries[name] = entry
+        if (
+            previous is not None
+            and not previous.restart.finished
+            and entry.restart.finished
+            and entry.restart.result is not None
+        ):
+            self._metrics.restarts_finished.labels(
+                entry.restart.result, entry.restart.failureReason or ""
+            ).inc()
+        event = self._waiters.pop((namespace, name), None)
+        if event is not None:
+            event.set()
+
+    def _apply_event(self, kind: str, entry: Entry) -> None:
+        self._metrics.watch_events.labels(kind).inc()
+        namespace, name = entry.key
+        current = self._by_ns.get(namespace, {}).get(name)
+        if kind == "DELETED":
+            if (
+                current is None
+                or current.deleted_at is None
+                or is_newer(entry.restart.resourceVersion, current.restart.resourceVersion)
+            ):
+                self._put(entry)
+        elif current is None or is_newer(
+            entry.restart.resourceVersion, current.restart.resourceVersion
+        ):
+            self._put(entry)
+        self._update_gauges()
+
+    def _apply_list(self, scope: Scope, entries: list[Entry], now: float) -> None:
+        seen: set[Key] = set()
+        for entry in entries:
+            seen.add(entry.key)
+            current = self._by_ns.get(entry.key[0], {}).get(entry.key[1])
+            if (
+                current is None
+                or current.deleted_at is not None
+                or is_newer(entry.restart.resourceVersion, current.restart.resourceVersion)
+            ):
+                self._put(entry)
+        # whatever the cache holds in this scope but the list no longer has was deleted
+        # while we were not watching: keep its last state as a tombstone
+        namespaces = [scope] if scope is not None else list(self._by_ns)
+        for namespace in namespaces:
+            for name, current in list(self._by_ns.get(namespace, {}).items()):
+                if current.deleted_at is None and (namespace, name) not in seen:
+                    self._put(_tombstone_of(current, now))
+        state = self._state[scope]
+        state.synced = True
+        state.healthy = True
+        state.error = None
+        self._update_gauges()
+
+    def _set_unhealthy(self, scope: Scope, error: str) -> None:
+        state = self._state[scope]
+        state.healthy = False
+        state.error = error
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        live = tombstones = 0
+        for entries in self._by_ns.values():
+            for entry in entries.values():
+                if entry.deleted_at is None:
+                    live += 1
+                else:
+                    tombstones += 1
+        self._metrics.cache_size.labels("live").set(live)
+        self._metrics.cache_size.labels("tombstone").set(tombstones)
+        self._metrics.cache_ready.set(1 if self.ready else 0)
+
+    def prune(self) -> int:
+        """Drop tombstones older than the retention. Returns how many were dropped."""
+        now = self._clock()
+        dropped = 0
+        for namespace, entries in list(self._by_ns.items()):
+            for name, entry in list(entries.items()):
+                if (
+                    entry.deleted_at is not None
+                    and now - entry.deleted_at > self._settings.retention_seconds
+                ):
+                    del entries[name]
+                    dropped += 1
+            if not entries:
+                del self._by_ns[namespace]
+        if dropped:
+            self._update_gauges()
+        return dropped
+
+    async def _prune_forever(self) -> None:
+        interval = max(0.5, min(30.0, self._settings.retention_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.prune()
+
+    # ---------------------------------------------------------------- the reflector threads
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        if self._stop.is_set() or self._loop is None:
+            raise _Stopped
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError as e:  # the loop is closed
+            raise _Stopped from e
+
+    def _reflect(self, scope: Scope) -> None:
+        label = scope or "*"
+        backoff = self._settings.relist_backoff_initial_seconds
+        first = True
+        while not self._stop.is_set():
+            reason = "error"
+            try:
+                resource_version = self._list(scope, refresh=not first)
+                first = False
+                backoff = self._settings.relist_backoff_initial_seconds
+                self._watch(scope, resource_version)
+            except _Stopped:
+                return
+            except KubeGone:
+                reason = "expired"
+                log.info("watch of CRRs in %s expired; relisting", label)
+                self._metrics.watch_restarts.labels(label, reason).inc()
+                continue  # relist at once: the apiserver is fine
+            except Exception as e:
+                if self._stop.is_set():
+                    return
+                reason = "kruise-missing" if isinstance(e, KruiseMissing) else "error"
+                message = e.detail if isinstance(e, GatewayError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, KubeError | KruiseMissing):
+                    log.exception("watch of CRRs in %s failed", label)
+                else:
+                    log.warning("watch of CRRs in %s failed: %s", label, message)
+                with contextlib.suppress(_Stopped):
+                    self._post(self._set_unhealthy, scope, message)
+                self._metrics.watch_restarts.labels(label, reason).inc()
+            jitter = random.uniform(0.8, 1.2)
+            if self._stop.wait(backoff * jitter):
+                return
+            backoff = min(backoff * 2, self._settings.relist_backoff_max_seconds)
+
+    def _list(self, scope: Scope, *, refresh: bool) -> str:
+        self._kube.crr_version(refresh=refresh)
+        result = self._kube.list_crrs(scope)
+        entries = [make_entry(item) for item in result.items]
+        self._post(self._apply_list, scope, entries, self._clock())
+        return result.resource_version
+
+    def _watch(self, scope: Scope, resource_version: str) -> None:
+        """Watch until the stream breaks; a clean end (server timeout) re-watches from the
+        last version seen. Raises on errors so the caller relists."""
+        while not self._stop.is_set():
+            timeout = int(self._settings.watch_timeout_seconds * random.uniform(0.9, 1.0)) or 1
+            stream = self._kube.watch_crrs(scope, resource_version, timeout_seconds=timeout)
+            with self._streams_lock:
+                self._streams[scope] = stream
+            if self._stop.is_set():
+                stream.close()
+                raise _Stopped
+            try:
+                for event in stream:
+                    resource_version = self._handle(event, resource_version)
+            finally:
+                stream.close()
+                with self._streams_lock:
+                    self._streams.pop(scope, None)
+            if self._stop.is_set():
+                raise _Stopped
+
+    def _handle(self, event: dict[str, object] | object, resource_version: str) -> str:
+        if not isinstance(event, dict):
+            raise KubeError("malformed watch event")
+        kind = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            raise KubeError(f"malformed watch event of type {kind}")
+        if kind == "ERROR":
+            code = obj.get("code")
+            message = str(obj.get("message") or "watch error")
+            if code == 410 or obj.get("reason") in ("Expired", "Gone"):
+                raise KubeGone(message, code=410)
+            raise KubeError(f"watch error: {message}", code=code if isinstance(code, int) else 0)
+        metadata = obj.get("metadata")
+        new_version = (
+            str(metadata.get("resourceVersion") or "") if isinstance(metadata, dict) else ""
+        )
+        if kind == "BOOKMARK":
+            return new_version or resource_version
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            raise KubeError(f"unknown watch event type {kind}")
+        entry = make_entry(obj, deleted_at=self._clock() if kind == "DELETED" else None)
+        self._post(self._apply_event, str(kind), entry)
+        return new_version or resource_version
+
+    # ---------------------------------------------------------------- test helpers
+
+    def entries(self) -> Iterable[Entry]:
+        for entries in self._by_ns.values():
+            yield from entries.values()

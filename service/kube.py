@@ -1,0 +1,387 @@
+"""The adapter: the only module that imports ``kubernetes``.
+
+It speaks raw JSON through the official client's transport (no generated model classes on
+any path), and translates every failure once into ``service.errors``, chained ``from`` the
+transport error. Every method blocks; callers run them in threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import OpenApiException
+
+from service.errors import (
+    KruiseMissing,
+    KubeAlreadyExists,
+    KubeConflict,
+    KubeError,
+    KubeForbidden,
+    KubeGone,
+    KubeInvalid,
+    KubeNotFound,
+    KubeTimeout,
+    KubeTooManyRequests,
+    KubeUnavailable,
+)
+from service.protocol import (
+    CRR_GROUP,
+    CRR_PLURAL,
+    CRR_VERSIONS_PREFERRED,
+    KubeObject,
+    ListResult,
+    WatchEvent,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "crr-gateway/0.1"
+_LIST_PAGE = 500
+_WATCH_READ_SLACK_SECONDS = 30
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _status_message(data: bytes, http_reason: str) -> tuple[str, str, dict[str, Any]]:
+    """(message, reason, details) from a ``Status`` body, tolerating anything else."""
+    try:
+        status = json.loads(data)
+    except ValueError:
+        status = None
+    if isinstance(status, dict):
+        message = str(status.get("message") or http_reason)
+        details = status.get("details")
+        return (
+            message,
+            str(status.get("reason") or ""),
+            details if isinstance(details, dict) else {},
+        )
+    text = data.decode("utf-8", "replace").strip()[:500]
+    return text or http_reason, "", {}
+
+
+def translate_status(status: int, data: bytes, headers: Any, http_reason: str = "") -> KubeError:
+    """One table from an apiserver answer to our error classes."""
+    message, reason, _details = _status_message(data, http_reason or f"HTTP {status}")
+    kwargs: dict[str, Any] = {"reason": reason, "code": status}
+    if status in (400, 422):
+        return KubeInvalid(message, **kwargs)
+    if status == 401:
+        return KubeUnavailable(
+            f"the apiserver rejected the service's own credentials: {message}", **kwargs
+        )
+    if status == 403:
+        return KubeForbidden(message, **kwargs)
+    if status == 404:
+        return KubeNotFound(message, **kwargs)
+    if status == 409:
+        if reason == "AlreadyExists":
+            return KubeAlreadyExists(message, **kwargs)
+        return KubeConflict(message, **kwargs)
+    if status == 410:
+        return KubeGone(message, **kwargs)
+    if status == 429:
+        retry_after = headers.get("Retry-After") if headers is not None else None
+        return KubeTooManyRequests(
+            message, headers={"Retry-After": str(retry_after or 1)}, **kwargs
+        )
+    if status == 504 or reason == "Timeout":
+        return KubeTimeout(message, **kwargs)
+    if status >= 500:
+        return KubeUnavailable(message, **kwargs)
+    return KubeError(message, **kwargs)
+
+
+def _transport_error(exc: BaseException, what: str) -> KubeError:
+    cause: BaseException | None = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        cause = exc.reason
+    # NewConnectionError subclasses ConnectTimeoutError for compatibility: refused first
+    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
+    if not refused and isinstance(cause, urllib3.exceptions.TimeoutError):
+        return KubeTimeout(f"{what}: the apiserver did not answer in time")
+    return KubeUnavailable(f"{what}: cannot reach the apiserver ({type(cause).__name__}: {cause})")
+
+
+class _WatchStream:
+    """Newline-delimited JSON watch events from one streaming response."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self._response = response
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        buffer = bytearray()
+        try:
+            for chunk in self._response.stream(65536, decode_content=True):
+                buffer += chunk
+                while (end := buffer.find(b"\n")) >= 0:
+                    line = bytes(buffer[:end])
+                    del buffer[: end + 1]
+                    if line.strip():
+                        yield cast(WatchEvent, json.loads(line))
+            if buffer.strip() and not self._closed:
+                yield cast(WatchEvent, json.loads(bytes(buffer)))
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            if self._closed:
+                return
+            raise KubeUnavailable(f"watch stream broken ({type(e).__name__}: {e})") from e
+        except ValueError as e:
+            if self._closed:
+                return
+            raise KubeError(f"undecodable watch event: {e}") from e
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._response.shutdown()
+        except Exception:  # best effort: the socket may already be gone
+            log.debug("watch shutdown failed", exc_info=True)
+        try:
+            self._response.release_conn()
+        except Exception:
+            log.debug("watch release failed", exc_info=True)
+
+
+class KubeClient:
+    """``service.protocol.KubeAPI`` over the official client's configuration and transport."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        request_timeout: float = 10.0,
+        pool_size: int = 32,
+    ) -> None:
+        configuration = k8s_client.Configuration()
+        if kubeconfig is not None:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]
+                config_file=str(kubeconfig),
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call, unused-ignore]
+                client_configuration=configuration
+            )
+        configuration.connection_pool_maxsize = pool_size
+        # fail fast: retry a refused/reset connection once, never a request that was sent
+        configuration.retries = urllib3.Retry(
+            total=2, connect=1, read=0, redirect=0, status=0, other=0, backoff_factor=0.1
+        )
+        self._api = k8s_client.ApiClient(configuration)
+        self._api.user_agent = USER_AGENT
+        self._timeout = request_timeout
+        self._version: str | None = None
+        self._version_lock = threading.Lock()
+
+    # ------------------------------------------------------------ transport
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: KubeObject | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        what: str,
+    ) -> urllib3.BaseHTTPResponse:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            method_, url, header_params, body_, _ = self._api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=list(query),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            answer = self._api.call_api(
+                method_, url, header_params, body_, None, _request_timeout=timeout or self._timeout
+            )
+        except OpenApiException as e:  # the client's own TLS/serialization failures
+            raise KubeUnavailable(f"{what}: {e}") from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _transport_error(e, what) from e
+        response: urllib3.BaseHTTPResponse = answer.response
+        if 200 <= response.status < 300:
+            return response
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _transport_error(e, what) from e
+        finally:
+            response.release_conn()
+        raise translate_status(response.status, data, response.headers, response.reason or "")
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: KubeObject | None = None,
+        what: str,
+    ) -> KubeObject:
+        response = self._open(method, path, query=query, body=body, what=what)
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _transport_error(e, what) from e
+        finally:
+            response.release_conn()
+        try:
+            decoded = json.loads(data)
+        except ValueError as e:
+            raise KubeError(f"{what}: undecodable answer from the apiserver") from e
+        if not isinstance(decoded, dict):
+            raise KubeError(f"{what}: unexpected answer from the apiserver")
+        return decoded
+
+    # ------------------------------------------------------------ discovery
+
+    def crr_version(self, *, refresh: bool = False) -> str:
+        with self._version_lock:
+            if self._version is not None and not refresh:
+                return self._version
+        version = self._discover()
+        with self._version_lock:
+            if version != self._version:
+                log.info("using %s/%s for %s", CRR_GROUP, version, CRR_PLURAL)
+            self._version = version
+        return version
+
+    def _discover(self) -> str:
+        what = "discovering OpenKruise"
+        try:
+            group = self._json("GET", f"/apis/{CRR_GROUP}", what=what)
+        except KubeNotFound as e:
+            raise KruiseMissing(
+                f"OpenKruise is missing: the cluster does not serve the {CRR_GROUP} API group"
+            ) from e
+        served = {str(v.get("version")) for v in group.get("versions", []) if isinstance(v, dict)}
+        for version in CRR_VERSIONS_PREFERRED:
+            if version not in served:
+                continue
+            try:
+                resources = self._json("GET", f"/apis/{CRR_GROUP}/{version}", what=what)
+            except KubeNotFound:
+                continue
+            names = {r.get("name") for r in resources.get("resources", []) if isinstance(r, dict)}
+            if CRR_PLURAL in names:
+                return version
+        raise KruiseMissing(
+            f"OpenKruise is missing: the cluster serves no {CRR_PLURAL}.{CRR_GROUP} "
+            f"(looked for {', '.join(CRR_VERSIONS_PREFERRED)})"
+        )
+
+    def _crr_path(self, namespace: str | None, name: str | None = None) -> str:
+        version = self.crr_version()
+        path = f"/apis/{CRR_GROUP}/{version}"
+        if namespace is not None:
+            path += f"/namespaces/{_seg(namespace)}"
+        path += f"/{CRR_PLURAL}"
+        if name is not None:
+            path += f"/{_seg(name)}"
+        return path
+
+    # ------------------------------------------------------------ objects
+
+    def get_pod(self, namespace: str, name: str) -> KubeObject:
+        return self._json(
+            "GET",
+            f"/api/v1/namespaces/{_seg(namespace)}/pods/{_seg(name)}",
+            what=f"reading pod {namespace}/{name}",
+        )
+
+    def create_crr(self, namespace: str, body: KubeObject, *, dry_run: bool) -> KubeObject:
+        query = [("dryRun", "All")] if dry_run else []
+        try:
+            return self._json(
+                "POST",
+                self._crr_path(namespace),
+                query=query,
+                body=body,
+                what=f"creating a ContainerRecreateRequest in {namespace}",
+            )
+        except KubeNotFound:
+            # the namespace is gone, or CRRs are no longer served (kruise uninstalled or
+            # the version dropped): rediscover, which raises KruiseMissing in that case
+            self.crr_version(refresh=True)
+            raise
+
+    def get_crr(self, namespace: str, name: str) -> KubeObject:
+        return self._json(
+            "GET",
+            self._crr_path(namespace, name),
+            what=f"reading ContainerRecreateRequest {namespace}/{name}",
+        )
+
+    def delete_crr(self, namespace: str, name: str) -> KubeObject:
+        return self._json(
+            "DELETE",
+            self._crr_path(namespace, name),
+            what=f"deleting ContainerRecreateRequest {namespace}/{name}",
+        )
+
+    def list_crrs(self, namespace: str | None) -> ListResult:
+        path = self._crr_path(namespace)
+        items: list[KubeObject] = []
+        resource_version = ""
+        token = ""
+        while True:
+            query = [("limit", str(_LIST_PAGE))]
+            if token:
+                query.append(("continue", token))
+            page = self._json("GET", path, query=query, what="listing ContainerRecreateRequests")
+            metadata = page.get("metadata") or {}
+            if not resource_version:
+                resource_version = str(metadata.get("resourceVersion") or "")
+            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            token = str(metadata.get("continue") or "")
+            if not token:
+                return ListResult(items, resource_version)
+
+    def watch_crrs(
+        self, namespace: str | None, resource_version: str, *, timeout_seconds: int
+    ) -> _WatchStream:
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        response = self._open(
+            "GET",
+            self._crr_path(namespace),
+            query=query,
+            timeout=(self._timeout, timeout_seconds + _WATCH_READ_SLACK_SECONDS),
+            what="watching ContainerRecreateRequests",
+        )
+        return _WatchStream(response)
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call, unused-ignore]

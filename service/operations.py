@@ -1,0 +1,213 @@
+"""What a create or delete does, step by step: rules from ``restarts``, I/O through the
+``KubeAPI`` protocol (in worker threads), state from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from anyio import to_thread
+
+from service.auth import Caller
+from service.cache import Entry, RestartCache, make_entry
+from service.config import Settings
+from service.errors import (
+    IdempotencyKeyReused,
+    KruiseLagging,
+    KubeAlreadyExists,
+    KubeInvalid,
+    KubeNotFound,
+    PodNotFound,
+    RestartExists,
+    RestartNotFound,
+)
+from service.metrics import Metrics
+from service.protocol import KubeAPI, KubeObject
+from service.restarts import (
+    build_crr,
+    check_deadline,
+    check_no_active_restart,
+    check_pod_restartable,
+    classify_rejection,
+    crr_idempotency_label,
+    crr_request_hash,
+    generate_name,
+    idempotency_label,
+    idempotent_name,
+    readiness_warnings,
+    rejection_detail,
+    request_hash,
+    resolve_containers,
+)
+from service.schemas import RestartRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    entry: Entry
+    created: bool  # False: an earlier request with the same Idempotency-Key made it
+    dry_run: bool
+
+
+class RestartOperations:
+    def __init__(
+        self, kube: KubeAPI, cache: RestartCache, settings: Settings, metrics: Metrics
+    ) -> None:
+        self._kube = kube
+        self._cache = cache
+        self._settings = settings
+        self._metrics = metrics
+
+    async def create(
+        self,
+        namespace: str,
+        request: RestartRequest,
+        *,
+        caller: Caller,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Created:
+        check_deadline(request, self._settings.max_active_deadline_seconds)
+        body_hash = request_hash(request)
+        key_label = idempotency_label(namespace, idempotency_key) if idempotency_key else None
+        if key_label is not None:
+            known = self._cache.find_idempotent(namespace, key_label)
+            if known is not None:
+                return self._replay(known, body_hash, dry_run=dry_run)
+
+        try:
+            pod = await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
+        except KubeNotFound as e:
+            raise PodNotFound(f"no found Pod named {request.pod}") from e
+        check_pod_restartable(pod)
+        containers = resolve_containers(pod, request.containers)
+        if key_label is not None:
+            # look again: the pod read yielded, and another replica's create with the same
+            # key may have reached our cache meanwhile (it must not count as "in progress")
+            known = self._cache.find_idempotent(namespace, key_label)
+            if known is not None:
+                return self._replay(known, body_hash, dry_run=dry_run)
+        check_no_active_restart(pod, self._cache.active_for_pod(namespace, request.pod))
+        warnings = readiness_warnings(pod)
+        version = await to_thread.run_sync(lambda: self._kube.crr_version())
+
+        if request.name:
+            name = request.name
+        elif idempotency_key:
+            name = idempotent_name(request.pod, namespace, idempotency_key)
+        else:
+            name = generate_name(request.pod)
+
+        for attempt in range(3):
+            body = build_crr(
+                namespace=namespace,
+                name=name,
+                version=version,
+                request=request,
+                containers=containers,
+                requested_by=caller.name,
+                warnings=warnings,
+                body_hash=body_hash,
+                idempotency=key_label,
+            )
+            try:
+                obj = await self._create_patiently(namespace, body, dry_run)
+            except KubeAlreadyExists as e:
+                if key_label is not None:
+                    return await self._resolve_existing(namespace, name, key_label, body_hash, e)
+                if request.name or attempt == 2:
+                    raise RestartExists(f"restart {name} already exists") from e
+                name = generate_name(request.pod)  # a random suffix collided: draw again
+                continue
+            if dry_run:
+                return Created(make_entry(obj), created=False, dry_run=True)
+            self._metrics.restarts_created.labels(namespace).inc()
+            log.info(
+                "restart %s/%s created for pod %s containers %s by %s",
+                namespace,
+                name,
+                request.pod,
+                ",".join(containers),
+                caller.name,
+            )
+            return Created(self._cache.observe(obj), created=True, dry_run=False)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _create_patiently(
+        self, namespace: str, body: KubeObject, dry_run: bool
+    ) -> KubeObject:
+        """Create; when kruise's webhook says the pod we just read does not exist, its
+        informer cache is behind (a fresh pod, or the apiserver was away): wait a little."""
+        delays = (0.1, 0.2, 0.4, 0.8, 1.5)
+        for delay in (*delays, None):
+            try:
+                return await to_thread.run_sync(self._create, namespace, body, dry_run)
+            except PodNotFound as e:
+                if delay is None:
+                    raise KruiseLagging(
+                        f"OpenKruise's webhook does not see pod {body['spec']['podName']} yet "
+                        f"({e.detail}); retry shortly"
+                    ) from e
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _create(self, namespace: str, body: KubeObject, dry_run: bool) -> KubeObject:
+        try:
+            return self._kube.create_crr(namespace, body, dry_run=dry_run)
+        except KubeInvalid as e:
+            # a webhook denial our checks did not foresee (the pod changed in between):
+            # answer as our own check would have
+            kind = classify_rejection(e.detail)
+            if kind is None:
+                raise
+            raise kind(rejection_detail(e.detail)) from e
+
+    def _replay(self, entry: Entry, body_hash: str, *, dry_run: bool) -> Created:
+        if entry.request_hash != body_hash:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key was used for restart {entry.restart.name} with a different "
+                "request body",
+                extra={"restart": entry.restart.name},
+            )
+        return Created(entry, created=False, dry_run=dry_run)
+
+    async def _resolve_existing(
+        self,
+        namespace: str,
+        name: str,
+        key_label: str,
+        body_hash: str,
+        error: KubeAlreadyExists,
+    ) -> Created:
+        """Another request (maybe on another replica) created ``name`` first."""
+        try:
+            obj = await to_thread.run_sync(self._kube.get_crr, namespace, name)
+        except KubeNotFound:  # created and deleted in between: rare; let the caller retry
+            raise RestartExists(f"restart {name} already exists") from error
+        if crr_idempotency_label(obj) != key_label:
+            raise RestartExists(
+                f"restart {name} already exists and was not made with this Idempotency-Key"
+            ) from error
+        if crr_request_hash(obj) != body_hash:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key was used for restart {name} with a different request body",
+                extra={"restart": name},
+            ) from error
+        return Created(self._cache.observe(obj), created=False, dry_run=False)
+
+    async def delete(self, namespace: str, name: str) -> Entry:
+        try:
+            obj = await to_thread.run_sync(self._kube.delete_crr, namespace, name)
+        except KubeNotFound as e:
+            raise RestartNotFound(f"restart {name} not found in namespace {namespace}") from e
+        if obj.get("kind") == "Status":  # custom resources answer a Status, not the object
+            log.info("restart %s/%s deleted", namespace, name)
+            known = self._cache.tombstone(namespace, name)
+            if known is None:  # deleted, but we never saw it: nothing more to tell
+                raise RestartNotFound(f"restart {name} not found in namespace {namespace}")
+            return known
+        log.info("restart %s/%s deleted", namespace, name)
+        return self._cache.observe_deleted(obj)

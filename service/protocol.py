@@ -1,0 +1,65 @@
+"""The small protocol the rest of the service uses to talk to Kubernetes.
+
+``service.kube.KubeClient`` implements it with the official client; nothing else imports
+``kubernetes``. Every method blocks (run it in a thread) and raises only
+``service.errors.KubeError`` subclasses (or ``KruiseMissing``). Objects are plain JSON dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal, NamedTuple, Protocol, TypedDict
+
+KubeObject = dict[str, Any]
+"""A raw Kubernetes object as decoded from JSON (pods, CRRs, Status...)."""
+
+CRR_GROUP = "apps.kruise.io"
+CRR_PLURAL = "containerrecreaterequests"
+CRR_KIND = "ContainerRecreateRequest"
+CRR_VERSIONS_PREFERRED = ("v1beta1", "v1alpha1")
+
+
+class WatchEvent(TypedDict):
+    type: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+    object: KubeObject
+
+
+class ListResult(NamedTuple):
+    items: list[KubeObject]
+    resource_version: str
+
+
+class WatchStream(Protocol):
+    """An open watch: iterate to get events (blocks); ``close()`` from another thread
+    unblocks the reader, which then sees the iteration end or raise."""
+
+    def __iter__(self) -> Iterator[WatchEvent]: ...
+
+    def close(self) -> None: ...
+
+
+class KubeAPI(Protocol):
+    def crr_version(self, *, refresh: bool = False) -> str:
+        """The ``apps.kruise.io`` version to use for CRRs, from discovery (cached unless
+        ``refresh``). Raises ``KruiseMissing`` when the cluster serves no CRRs."""
+        ...
+
+    def get_pod(self, namespace: str, name: str) -> KubeObject: ...
+
+    def create_crr(self, namespace: str, body: KubeObject, *, dry_run: bool) -> KubeObject: ...
+
+    def get_crr(self, namespace: str, name: str) -> KubeObject: ...
+
+    def delete_crr(self, namespace: str, name: str) -> KubeObject:
+        """Delete and return the object as the apiserver last saw it (or a ``Status``)."""
+        ...
+
+    def list_crrs(self, namespace: str | None) -> ListResult:
+        """All CRRs in ``namespace`` (``None``: every namespace), paginated internally."""
+        ...
+
+    def watch_crrs(
+        self, namespace: str | None, resource_version: str, *, timeout_seconds: int
+    ) -> WatchStream: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,49 @@
+"""The checked-in openapi.yaml is what the app generates (regenerate with
+``python -m service.openapi``), and the contract says what the issue says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from service.openapi import OPENAPI_FILE, render, spec
+
+
+def test_openapi_yaml_is_up_to_date() -> None:
+    assert OPENAPI_FILE.exists(), "run: python -m service.openapi"
+    assert OPENAPI_FILE.read_text() == render(), "stale: run python -m service.openapi"
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render() == render()
+
+
+def test_the_contract() -> None:
+    document: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text())
+    paths = document["paths"]
+    assert set(paths) == {
+        "/v1/namespaces/{namespace}/restarts",
+        "/v1/namespaces/{namespace}/restarts/{name}",
+        "/v1/namespaces/{namespace}/restarts/{name}/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
+    create = paths["/v1/namespaces/{namespace}/restarts"]["post"]
+    assert set(create["responses"]) >= {"200", "201", "403", "404", "409", "422", "503"}
+    assert "application/problem+json" in create["responses"]["422"]["content"]
+    assert {p["name"] for p in create["parameters"]} >= {"dryRun", "Idempotency-Key"}
+    request = document["components"]["schemas"]["RestartRequest"]
+    assert request["additionalProperties"] is False
+    assert request["required"] == ["pod"]
+    assert request["properties"]["activeDeadlineSeconds"]["default"] == 300
+    restart = document["components"]["schemas"]["Restart"]["properties"]
+    for field in (
+        "name namespace pod podUID node containers strategy activeDeadlineSeconds "
+        "ttlSecondsAfterFinished phase finished result containerStates createdAt completedAt "
+        "requestedBy reason warnings resourceVersion message"
+    ).split():
+        assert field in restart, field
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert spec()["info"]["title"] == "crr-gateway"
