@@ -142,7 +142,7 @@ def service_overlay(root: Path, *, service_namespace: str, served: str, suffix: 
           - {served}
         components:
           - {relative_to_deploy(root, "components/service-account-subjects")}
-        nameSuffix: {suffix}
+        nameSuffix: "{suffix}"
         configMapGenerator:
           - name: crr-gateway-settings
             namespace: {service_namespace}
