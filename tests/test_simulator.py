@@ -272,6 +272,26 @@ def test_daemon_down_writes_nothing_until_it_is_back(
     assert states(crr)["app"]["phase"] == "Succeeded"
 
 
+def test_deleted_pod_is_removed_and_its_crr_ends_as_pod_gone(
+    kube: k8s.ApiClient, simulator: Simulator, namespace: str, make_pod: MakePod
+) -> None:
+    make_pod("web")
+    simulator.daemon_down = True
+    create_crr(kube, simulator, namespace, "crr", "web", ["app"])
+    k8s.CoreV1Api(kube).delete_namespaced_pod("web", namespace)  # graceful: the kubelet finishes it
+
+    def gone() -> bool:
+        try:
+            read_pod(kube, namespace, "web")
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    wait_until("the kubelet to delete the terminating pod", gone)
+    crr = wait_completed(kube, simulator, namespace, "crr")
+    assert crr["status"]["message"] == "pod has gone"
+
+
 def test_slow_daemon_still_finishes(
     kube: k8s.ApiClient, simulator: Simulator, namespace: str, make_pod: MakePod
 ) -> None:

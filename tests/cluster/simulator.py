@@ -889,7 +889,7 @@ class Simulator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pods: dict[str, Obj] = {}
-        self._crrs: dict[tuple[str, str], Obj] = {}
+        self._active_crrs: dict[tuple[str, str], str] = {}  # (namespace, name) -> pod key
         self._pod_ips: dict[str, str] = {}
         self._next_ip = itertools.count(1)
         self._started_at: dict[str, datetime] = {}
@@ -959,8 +959,8 @@ class Simulator:
     def _on_pods_listed(self, items: list[Obj]) -> None:
         with self._lock:
             self._pods = {meta(p)["uid"]: p for p in items}
-        for uid in list(self._pods):
-            self._kubelet_queue.add(uid)
+        for pod in items:
+            self._kubelet_queue.add(meta(pod)["uid"])
 
     def _on_pod_event(self, kind: str, pod: Obj) -> None:
         uid = meta(pod)["uid"]
@@ -1122,7 +1122,7 @@ class Simulator:
             )
         )
 
-    # -- kruise-daemon half: CRR cache ---------------------------------------------------------
+    # -- kruise-daemon half: which pods have active CRRs ----------------------------------------
 
     def _run_crr_watch(self) -> None:
         backoff = _Backoff("discovery of the CRR API version")
@@ -1161,20 +1161,24 @@ class Simulator:
         return "v1beta1" if "v1beta1" in served else "v1alpha1"
 
     def _on_crrs_listed(self, items: list[Obj]) -> None:
+        active = {
+            (meta(c)["namespace"], meta(c)["name"]): crr_group_key(c)
+            for c in items
+            if not is_finished(c)
+        }
         with self._lock:
-            self._crrs = {(meta(c)["namespace"], meta(c)["name"]): c for c in items}
-        for crr in items:
-            self._daemon_queue.add(crr_group_key(crr))
+            self._active_crrs = active
+        for pod_key in set(active.values()):
+            self._daemon_queue.add(pod_key)
 
     def _on_crr_event(self, kind: str, crr: Obj) -> None:
         key = (meta(crr)["namespace"], meta(crr)["name"])
         with self._lock:
-            if kind == "DELETED":
-                self._crrs.pop(key, None)
+            if kind == "DELETED" or is_finished(crr):
+                self._active_crrs.pop(key, None)
                 return
-            self._crrs[key] = crr
-        if not is_finished(crr):
-            self._daemon_queue.add(crr_group_key(crr))
+            self._active_crrs[key] = crr_group_key(crr)
+        self._daemon_queue.add(crr_group_key(crr))
 
     # -- kruise-daemon half: sync ----------------------------------------------------------------
 
@@ -1185,9 +1189,9 @@ class Simulator:
             if time.monotonic() >= poll_due:  # difference: the daemon relies on events alone
                 poll_due = time.monotonic() + DAEMON_POLL_SECONDS
                 with self._lock:
-                    keys = {crr_group_key(c) for c in self._crrs.values() if not is_finished(c)}
-                for due in keys:
-                    self._daemon_queue.add(due)
+                    pod_keys = set(self._active_crrs.values())
+                for pod_key in pod_keys:
+                    self._daemon_queue.add(pod_key)
             key = self._daemon_queue.get(timeout=DAEMON_POLL_SECONDS)
             if key is None or self.daemon_down:
                 continue
