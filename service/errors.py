@@ -132,6 +132,52 @@ class NamespaceNotServed(ForbiddenError):
     title = "Namespace not served"
 
 
+# ---------------------------------------------------------------- callers (service.auth)
+
+
+class Unauthenticated(ClientError):
+    """No bearer token, or one that does not authenticate. Says nothing about the target."""
+
+    status = 401
+    slug = "unauthenticated"
+    title = "Unauthenticated"
+
+    def __init__(self, detail: str, *, invalid_token: bool = False) -> None:
+        challenge = 'Bearer realm="crr-gateway"'
+        if invalid_token:
+            challenge += ', error="invalid_token"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class CallerForbidden(ForbiddenError):
+    """The caller may not do this in the namespace (decided before anything is looked up,
+    so it never tells whether the pod or restart exists)."""
+
+    slug = "caller-forbidden"
+    title = "Caller not allowed"
+
+
+class TooManyRequestsError(ClientError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(
+        self, detail: str, *, retry_after: int, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail, extra=extra, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class RateLimited(TooManyRequestsError):
+    slug = "rate-limited"
+    title = "Caller rate limit exceeded"
+
+
+class ActiveRestartsCapped(TooManyRequestsError):
+    slug = "too-many-active-restarts"
+    title = "Too many active restarts in the namespace"
+
+
 # ---------------------------------------------------------------- service side
 
 

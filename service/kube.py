@@ -50,6 +50,10 @@ _WATCH_READ_SLACK_SECONDS = 30
 
 
 def _seg(value: str) -> str:
+    """One path segment. "." and ".." are refused: urllib3 removes dot segments, so a name
+    "." would turn a DELETE of one object into a DELETE of the whole collection."""
+    if value in ("", ".", ".."):
+        raise KubeInvalid(f"{value!r} is not a valid object name")
     return quote(value, safe="")
 
 
@@ -382,6 +386,43 @@ class KubeClient:
             what="watching ContainerRecreateRequests",
         )
         return _WatchStream(response)
+
+    # ------------------------------------------------------------ callers and audit
+
+    def review_token(self, token: str, audiences: Sequence[str]) -> KubeObject:
+        spec: KubeObject = {"token": token}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        answer = self._json(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec},
+            what="reviewing a caller's token",
+        )
+        status = answer.get("status")
+        return status if isinstance(status, dict) else {}
+
+    def review_access(self, spec: KubeObject) -> KubeObject:
+        answer = self._json(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            body={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": spec,
+            },
+            what="reviewing a caller's access",
+        )
+        status = answer.get("status")
+        return status if isinstance(status, dict) else {}
+
+    def create_event(self, namespace: str, body: KubeObject) -> KubeObject:
+        return self._json(
+            "POST",
+            f"/api/v1/namespaces/{_seg(namespace)}/events",
+            body=body,
+            what=f"recording an Event in {namespace}",
+        )
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call, unused-ignore]

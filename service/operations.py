@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from anyio import to_thread
 
-from service.auth import Caller
+from service.audit import (
+    EVENT_REASON_CREATE,
+    EVENT_REASON_DELETE,
+    create_message,
+    delete_message,
+    restart_event,
+)
+from service.auth import ANONYMOUS, Caller
 from service.cache import Entry, RestartCache, make_entry
 from service.config import Settings
 from service.errors import (
@@ -22,6 +29,7 @@ from service.errors import (
     RestartExists,
     RestartNotFound,
 )
+from service.guardrails import check_active_cap
 from service.metrics import Metrics
 from service.protocol import KubeAPI, KubeObject
 from service.restarts import (
@@ -60,6 +68,7 @@ class RestartOperations:
         self._cache = cache
         self._settings = settings
         self._metrics = metrics
+        self._background: set[asyncio.Task[None]] = set()
 
     async def create(
         self,
@@ -69,6 +78,7 @@ class RestartOperations:
         caller: Caller,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        request_id: str | None = None,
     ) -> Created:
         check_deadline(request, self._settings.max_active_deadline_seconds)
         body_hash = request_hash(request)
@@ -77,6 +87,11 @@ class RestartOperations:
             known = self._cache.find_idempotent(namespace, key_label)
             if known is not None:
                 return self._replay(known, body_hash, dry_run=dry_run)
+        check_active_cap(
+            namespace,
+            (e.restart for e in self._cache.in_namespace(namespace) if e.deleted_at is None),
+            self._settings.max_active_restarts_per_namespace,
+        )
 
         try:
             pod = await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
@@ -112,6 +127,7 @@ class RestartOperations:
                 warnings=warnings,
                 body_hash=body_hash,
                 idempotency=key_label,
+                request_id=request_id,
             )
             try:
                 obj = await self._create_patiently(namespace, body, dry_run)
@@ -133,7 +149,18 @@ class RestartOperations:
                 ",".join(containers),
                 caller.name,
             )
-            return Created(self._cache.observe(obj), created=True, dry_run=False)
+            entry = self._cache.observe(obj)
+            restart = entry.restart
+            self._record_event(
+                namespace,
+                restart.pod,
+                restart.podUID or _uid(pod),
+                EVENT_REASON_CREATE,
+                create_message(
+                    caller.name, containers, restart.name, request.reason, request_id or "-"
+                ),
+            )
+            return Created(entry, created=True, dry_run=False)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _create_patiently(
@@ -198,16 +225,67 @@ class RestartOperations:
             ) from error
         return Created(self._cache.observe(obj), created=False, dry_run=False)
 
-    async def delete(self, namespace: str, name: str) -> Entry:
+    async def delete(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        caller: Caller = ANONYMOUS,
+        request_id: str | None = None,
+    ) -> Entry:
         try:
             obj = await to_thread.run_sync(self._kube.delete_crr, namespace, name)
         except KubeNotFound as e:
             raise RestartNotFound(f"restart {name} not found in namespace {namespace}") from e
+        log.info("restart %s/%s deleted by %s", namespace, name, caller.name)
         if obj.get("kind") == "Status":  # custom resources answer a Status, not the object
-            log.info("restart %s/%s deleted", namespace, name)
             known = self._cache.tombstone(namespace, name)
-            if known is None:  # deleted, but we never saw it: nothing more to tell
-                raise RestartNotFound(f"restart {name} not found in namespace {namespace}")
-            return known
-        log.info("restart %s/%s deleted", namespace, name)
-        return self._cache.observe_deleted(obj)
+        else:
+            known = self._cache.observe_deleted(obj)
+        if known is not None:
+            self._record_event(
+                namespace,
+                known.restart.pod,
+                known.restart.podUID,
+                EVENT_REASON_DELETE,
+                delete_message(caller.name, name, request_id or "-"),
+            )
+        if known is None:  # deleted, but we never saw it: nothing more to tell
+            raise RestartNotFound(f"restart {name} not found in namespace {namespace}")
+        return known
+
+    # ------------------------------------------------------------ Events (best effort)
+
+    def _record_event(
+        self, namespace: str, pod: str, pod_uid: str | None, reason: str, message: str
+    ) -> None:
+        """Record an Event on the pod off the request's path: a failure is logged and never
+        fails the restart."""
+        if not self._settings.record_events or not pod:
+            return
+        body = restart_event(
+            namespace=namespace, pod=pod, pod_uid=pod_uid, reason=reason, message=message
+        )
+        task = asyncio.create_task(self._post_event(namespace, pod, body))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _post_event(self, namespace: str, pod: str, body: KubeObject) -> None:
+        try:
+            await to_thread.run_sync(self._kube.create_event, namespace, body)
+        except Exception as e:  # best effort by design
+            log.warning(
+                "could not record Event %s on pod %s/%s: %s", body["reason"], namespace, pod, e
+            )
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let pending Events finish (at shutdown, before the client closes)."""
+        pending = list(self._background)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+
+def _uid(pod: KubeObject) -> str | None:
+    meta = pod.get("metadata")
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    return uid if isinstance(uid, str) else None

@@ -20,6 +20,7 @@ from service.errors import PROBLEM_BASE, GatewayError, RequestInvalid
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_UNAVAILABLE = "5"  # seconds; every 503 says when to try again
 
 
 def problem(
@@ -66,6 +67,9 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc.detail)
+    headers = exc.headers
+    if exc.status == 503 and "Retry-After" not in headers:
+        headers = {**headers, "Retry-After": RETRY_AFTER_UNAVAILABLE}
     return problem(
         exc.status,
         type_=exc.type_uri,
@@ -73,7 +77,7 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
         detail=exc.detail,
         instance=_instance(request),
         extra=exc.extra,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

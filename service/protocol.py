@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypedDict
 
 KubeObject = dict[str, Any]
@@ -61,5 +61,19 @@ class KubeAPI(Protocol):
     def watch_crrs(
         self, namespace: str | None, resource_version: str, *, timeout_seconds: int
     ) -> WatchStream: ...
+
+    def review_token(self, token: str, audiences: Sequence[str]) -> KubeObject:
+        """A TokenReview of ``token`` (for ``audiences``; empty: the apiserver's own).
+        Returns its ``status`` (``authenticated``, ``user``, ``audiences``, ``error``)."""
+        ...
+
+    def review_access(self, spec: KubeObject) -> KubeObject:
+        """A SubjectAccessReview with ``spec``. Returns its ``status`` (``allowed``,
+        ``denied``, ``reason``)."""
+        ...
+
+    def create_event(self, namespace: str, body: KubeObject) -> KubeObject:
+        """Create a core/v1 Event."""
+        ...
 
     def close(self) -> None: ...

@@ -52,6 +52,7 @@ IDEMPOTENCY_KEY_LABEL = "crr-gateway.io/idempotency-key"
 REQUEST_HASH_ANNOTATION = "crr-gateway.io/request-hash"
 REQUESTED_BY_ANNOTATION = "crr-gateway.io/requested-by"
 REASON_ANNOTATION = "crr-gateway.io/reason"
+REQUEST_ID_ANNOTATION = "crr-gateway.io/request-id"
 WARNINGS_ANNOTATION = "crr-gateway.io/warnings"
 
 MAX_NAME = 253
@@ -215,6 +216,7 @@ def build_crr(
     warnings: Sequence[str],
     body_hash: str,
     idempotency: str | None,
+    request_id: str | None = None,
 ) -> KubeObject:
     """The CRR body. Containers carry names only: kruise's webhook fills ``statusContext``,
     ``preStop`` and ``ports`` itself and refuses them from a client."""
@@ -235,6 +237,8 @@ def build_crr(
     annotations = {REQUESTED_BY_ANNOTATION: requested_by, REQUEST_HASH_ANNOTATION: body_hash}
     if request.reason is not None:
         annotations[REASON_ANNOTATION] = request.reason
+    if request_id is not None:
+        annotations[REQUEST_ID_ANNOTATION] = request_id
     if warnings:
         annotations[WARNINGS_ANNOTATION] = json.dumps(list(warnings))
     return {

@@ -15,14 +15,21 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response, StreamingResponse
 
-from service.auth import CallerDep
+from service.auth import CreateCall, DeleteCall, ListCall, ReadCall, WatchCall
 from service.cache import Entry, RestartCache
 from service.config import Settings
 from service.errors import CacheNotReady, NamespaceNotServed, RequestInvalid, RestartNotFound
 from service.metrics import Metrics
 from service.operations import RestartOperations
 from service.problems import PROBLEM_JSON, problem
-from service.schemas import DNS1123_LABEL, Problem, Restart, RestartList, RestartRequest
+from service.schemas import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    Problem,
+    Restart,
+    RestartList,
+    RestartRequest,
+)
 
 JSON = "application/json"
 
@@ -49,7 +56,24 @@ NamespacePath = Annotated[
     str,
     Path(min_length=1, max_length=63, pattern=DNS1123_LABEL, description="Kubernetes namespace"),
 ]
-NamePath = Annotated[str, Path(min_length=1, max_length=253, description="restart name")]
+NamePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="restart name (a DNS-1123 subdomain, as every Kubernetes object name)",
+    ),
+]
+# printable ASCII (RFC 9110 visible characters and space): never a control character
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
+STALE_HEADER = {
+    "Warning": {
+        "description": '`299 - "stale: ..."` while the watch has lost the apiserver: the '
+        "answer is the last state seen, changes since then are not in it yet",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -57,7 +81,8 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: _problem("the namespace is not served"),
+    401: _problem("no bearer token, or one that does not authenticate"),
+    403: _problem("the namespace is not served, or the caller may not do this there"),
     422: _problem("the request is not valid"),
     503: _problem("not ready, the apiserver is unreachable, or OpenKruise is missing"),
 }
@@ -90,6 +115,15 @@ def _warning_header(warnings: list[str]) -> str:
 
 def _json(entry_body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(content=entry_body, status_code=status, media_type=JSON, headers=headers)
+
+
+def _stale_headers(gateway: Gateway, namespace: str) -> dict[str, str] | None:
+    """A 299 warning on answers from the cache while its watch has lost the apiserver."""
+    since = gateway.cache.stale_since(namespace)
+    if since is None:
+        return None
+    when = since.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"Warning": _warning_header([f"stale: apiserver unreachable since {when}"])}
 
 
 router = APIRouter(prefix="/v1", tags=["restarts"])
@@ -126,15 +160,24 @@ router = APIRouter(prefix="/v1", tags=["restarts"])
             "the body is not valid, names unknown or duplicate containers, reuses an "
             "Idempotency-Key with another body, or Kubernetes refused it"
         ),
+        401: COMMON_ERRORS[401],
         403: COMMON_ERRORS[403],
+        429: _problem(
+            "the caller's rate limit is spent, or the namespace has too many active "
+            "restarts (see Retry-After)"
+        ),
+        400: _problem("the body cannot be decoded (not UTF-8 JSON, or nested too deeply)"),
+        413: _problem("the body is larger than the configured limit"),
+        415: _problem("the body is not JSON"),
         503: COMMON_ERRORS[503],
+        504: _problem("the apiserver did not answer in time"),
     },
 )
 async def create_restart(
     namespace: NamespacePath,
     body: RestartRequest,
     gateway: GatewayDep,
-    caller: CallerDep,
+    call: CreateCall,
     dry_run: Annotated[
         bool,
         Query(alias="dryRun", description="validate and dry-run the create; create nothing"),
@@ -145,15 +188,24 @@ async def create_restart(
             alias="Idempotency-Key",
             min_length=1,
             max_length=255,
-            description="the same key with the same body returns the same restart",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="the same key with the same body returns the same restart "
+            "(printable ASCII)",
         ),
     ] = None,
 ) -> Response:
     _served(gateway, namespace)
     outcome = await gateway.operations.create(
-        namespace, body, caller=caller, dry_run=dry_run, idempotency_key=idempotency_key
+        namespace,
+        body,
+        caller=call.caller,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key,
+        request_id=call.request_id,
     )
     restart = outcome.entry.restart
+    if call.audit is not None:
+        call.audit.restart, call.audit.containers = restart.name, restart.containers
     headers = {"Location": _location(namespace, restart.name)}
     if restart.warnings:
         headers["Warning"] = _warning_header(restart.warnings)
@@ -166,7 +218,7 @@ async def create_restart(
     response_model=None,
     summary="A restart; long-polls with ?wait=",
     responses={
-        200: {"description": "the restart", "model": Restart},
+        200: {"description": "the restart", "model": Restart, "headers": STALE_HEADER},
         404: _problem("no such restart (or its retention has passed)"),
         **COMMON_ERRORS,
     },
@@ -175,6 +227,7 @@ async def get_restart(
     namespace: NamespacePath,
     name: NamePath,
     gateway: GatewayDep,
+    call: ReadCall,
     wait: Annotated[
         int,
         Query(
@@ -198,6 +251,8 @@ async def get_restart(
         deadline = loop.time() + wait
         while not entry.restart.finished and entry.restart.resourceVersion == since:
             remaining = deadline - loop.time()
+            if gateway.cache.draining:  # shutting down: answer now, the client polls again
+                break
             if remaining <= 0:
                 break
             await gateway.cache.wait_change(namespace, name, remaining)
@@ -205,7 +260,7 @@ async def get_restart(
             if latest is None:
                 break
             entry = latest
-    return _json(entry.body)
+    return _json(entry.body, headers=_stale_headers(gateway, namespace))
 
 
 def _encode_token(name: str) -> str:
@@ -227,11 +282,15 @@ def _decode_token(token: str) -> str:
     "/namespaces/{namespace}/restarts",
     response_model=None,
     summary="Restarts of a namespace, by name",
-    responses={200: {"description": "a page of restarts", "model": RestartList}, **COMMON_ERRORS},
+    responses={
+        200: {"description": "a page of restarts", "model": RestartList, "headers": STALE_HEADER},
+        **COMMON_ERRORS,
+    },
 )
 async def list_restarts(
     namespace: NamespacePath,
     gateway: GatewayDep,
+    call: ListCall,
     pod: Annotated[str | None, Query(max_length=253, description="only this pod's")] = None,
     finished: Annotated[bool | None, Query(description="only finished (or unfinished)")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
@@ -261,7 +320,7 @@ async def list_restarts(
         page.append(entry.body)
         last_name = restart.name
     body = b'{"items":[' + b",".join(page) + b'],"continue":' + json.dumps(token).encode() + b"}"
-    return _json(body)
+    return _json(body, headers=_stale_headers(gateway, namespace))
 
 
 def _sse(entry: Entry) -> bytes:
@@ -293,6 +352,7 @@ async def restart_events(
     namespace: NamespacePath,
     name: NamePath,
     gateway: GatewayDep,
+    call: WatchCall,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=64, description="resume")
     ] = None,
@@ -310,13 +370,15 @@ async def restart_events(
             if entry.restart.resourceVersion != sent:
                 yield _sse(entry)
                 sent = entry.restart.resourceVersion
-            if entry.restart.finished:
+            # finished, or this replica is shutting down (the client reconnects with
+            # Last-Event-ID, to another replica)
+            if entry.restart.finished or cache.draining:
                 return
             await cache.wait_change(namespace, name, heartbeat)
             latest = cache.get(namespace, name)
             if latest is None:
                 return
-            if latest is entry:
+            if latest is entry and not cache.draining:
                 yield b": heartbeat\n\n"
             entry = latest
 
@@ -335,14 +397,18 @@ async def restart_events(
         200: {"description": "the restart's last state", "model": Restart},
         404: _problem("no such restart"),
         **COMMON_ERRORS,
+        504: _problem("the apiserver did not answer in time"),
     },
 )
 async def delete_restart(
-    namespace: NamespacePath, name: NamePath, gateway: GatewayDep, caller: CallerDep
+    namespace: NamespacePath, name: NamePath, gateway: GatewayDep, call: DeleteCall
 ) -> Response:
-    del caller  # authorization hooks in here (issue 4)
     _served(gateway, namespace)
-    entry = await gateway.operations.delete(namespace, name)
+    entry = await gateway.operations.delete(
+        namespace, name, caller=call.caller, request_id=call.request_id
+    )
+    if call.audit is not None:
+        call.audit.pod, call.audit.containers = entry.restart.pod, entry.restart.containers
     return _json(entry.body)
 
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from service.main import begin_shutdown
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -48,5 +50,6 @@ def serve(app: FastAPI, *, port: int | None = None, startup_timeout: float = 30.
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        begin_shutdown(app)  # long polls and event streams end now, as on SIGTERM
         server.should_exit = True
         thread.join(30)

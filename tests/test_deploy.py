@@ -166,6 +166,8 @@ def test_base_serves_demo_and_its_settings_list_exactly_that(base: list[Obj]) ->
     assert served_namespaces(base) == {"demo"}
     settings = settings_of(base)
     assert settings["CRR_GATEWAY_NAMESPACES"] == "demo"
+    assert settings["CRR_GATEWAY_AUTH_MODE"] == "kubernetes"
+    assert settings["CRR_GATEWAY_AUTH_AUDIENCES"] == "crr-gateway"
     assert settings["CRR_GATEWAY_HOST"] == "0.0.0.0"
     assert settings["CRR_GATEWAY_PORT"] == "8080"
     assert "CRR_GATEWAY_KUBECONFIG" not in settings  # in-cluster configuration
