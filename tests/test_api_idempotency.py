@@ -32,6 +32,7 @@ class ServiceProcess:
             **os.environ,
             "CRR_GATEWAY_KUBECONFIG": str(kubeconfig),
             "CRR_GATEWAY_NAMESPACES": namespace,
+            "CRR_GATEWAY_AUTH_MODE": "none",
             "CRR_GATEWAY_LOG_LEVEL": "warning",
             "PORT": str(self.port),
         }

@@ -34,6 +34,7 @@ def start_service_in(
     settings = Settings(
         kubeconfig=control_plane.kubeconfig,
         namespaces=namespaces,
+        auth_mode=overrides.pop("auth_mode", "none"),  # tests/test_auth_*.py cover callers
         sse_heartbeat_seconds=overrides.pop("sse_heartbeat_seconds", 0.5),
         relist_backoff_initial_seconds=overrides.pop("relist_backoff_initial_seconds", 0.2),
         relist_backoff_max_seconds=overrides.pop("relist_backoff_max_seconds", 2.0),
@@ -624,7 +625,9 @@ def test_a_service_without_a_reachable_apiserver_is_not_ready(
     text = control_plane.kubeconfig.read_text().replace(control_plane.url, "https://127.0.0.1:1")
     dead = tmp_path / "dead.kubeconfig"
     dead.write_text(text)
-    settings = Settings(kubeconfig=dead, namespaces=[namespace], request_timeout_seconds=2)
+    settings = Settings(
+        kubeconfig=dead, namespaces=[namespace], request_timeout_seconds=2, auth_mode="none"
+    )
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as client:
         time.sleep(0.5)
         assert_problem(client.get("/readyz"), 503)

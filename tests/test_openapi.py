@@ -46,4 +46,17 @@ def test_the_contract() -> None:
     ).split():
         assert field in restart, field
     assert "HTTPValidationError" not in document["components"]["schemas"]
+    # every restart route takes a bearer token (docs/auth.md) and may answer 401
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+        "scheme": "bearer",
+    }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            secured = operation.get("security") == [{"bearer": []}]
+            assert secured == path.startswith("/v1/"), path
+            if secured:
+                assert "401" in operation["responses"], path
+    assert "429" in create["responses"]
     assert spec()["info"]["title"] == "crr-gateway"

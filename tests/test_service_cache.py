@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from service.cache import RestartCache
@@ -77,6 +77,15 @@ class FakeKube:
 
     def delete_crr(self, namespace: str, name: str) -> KubeObject:
         raise NotImplementedError
+
+    def review_token(self, token: str, audiences: Sequence[str]) -> KubeObject:
+        raise NotImplementedError
+
+    def review_access(self, spec: KubeObject) -> KubeObject:
+        raise NotImplementedError
+
+    def create_event(self, namespace: str, body: KubeObject) -> KubeObject:
+        return body
 
     def close(self) -> None:
         pass
@@ -296,5 +305,47 @@ def test_tombstone_keeps_the_last_state_as_finished() -> None:
         b = cache.tombstone("ns", "b")
         assert b is not None and b.restart.result == "Succeeded"
         assert cache.tombstone("ns", "missing") is None
+
+    run_with_cache(kube, body)
+
+
+def test_stale_since_marks_answers_while_the_watch_is_lost() -> None:
+    kube = FakeKube()
+    kube.items = [crr("a", 10)]
+
+    async def body(cache: RestartCache, clock: Clock, metrics: Metrics) -> None:
+        await until(lambda: cache.ready)
+        assert cache.stale_since("ns") is None
+        kube.list_error = KubeUnavailable("refused")
+        kube.events.put(KubeUnavailable("stream broken"))
+        await until(lambda: cache.stale_since("ns") is not None)
+        since = cache.stale_since("ns")
+        await until(lambda: kube.lists >= 3)  # failing relists keep the first failure's time
+        assert cache.stale_since("ns") == since
+        assert cache.get("ns", "a") is not None  # still answered
+        kube.list_error = None
+        await until(lambda: cache.ready, timeout=10)
+        assert cache.stale_since("ns") is None
+
+    run_with_cache(kube, body)
+
+
+def test_drain_wakes_waiters_and_stops_new_waits() -> None:
+    kube = FakeKube()
+    kube.items = [crr("a", 10)]
+
+    async def body(cache: RestartCache, clock: Clock, metrics: Metrics) -> None:
+        await until(lambda: cache.ready)
+        loop = asyncio.get_running_loop()
+        waiter = asyncio.create_task(cache.wait_change("ns", "a", 30))
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        cache.drain_threadsafe()
+        await waiter
+        assert loop.time() - started < 5
+        assert cache.draining and not cache.ready
+        started = loop.time()
+        await cache.wait_change("ns", "a", 30)  # returns at once from now on
+        assert loop.time() - started < 5
 
     run_with_cache(kube, body)

@@ -59,7 +59,9 @@ class RouteKube(FakeKube):
 
 @contextmanager
 def service(kube: RouteKube) -> Iterator[httpx.Client]:
-    app = create_app(Settings(namespaces=["ns"]), kube_factory=lambda _settings: kube)
+    app = create_app(
+        Settings(namespaces=["ns"], auth_mode="none"), kube_factory=lambda _settings: kube
+    )
     with serve(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield client
 
