@@ -328,12 +328,21 @@ class ControlPlane:
         node_yaml = yaml.safe_dump(node(self.node_name))
         self.kubectl("apply", "--server-side", "-f", "-", input=node_yaml)
 
+    def stop_kruise(self) -> None:
+        """Stop only kruise-manager (for fault tests); :meth:`start_kruise` brings it back."""
+        self.processes["kruise-manager"].stop()
+
+    def start_kruise(self) -> None:
+        self._start_kruise(self._kruise_binary)
+
     def _start_kruise(self, binary: Path) -> None:
+        self._kruise_binary = binary
         health = free_port()
+        webhook_port = free_port()
         env = {
             **os.environ,
             "WEBHOOK_HOST": "127.0.0.1",
-            "WEBHOOK_PORT": str(free_port()),
+            "WEBHOOK_PORT": str(webhook_port),
             "WEBHOOK_CERT_DIR": str(self.workdir / "webhook-certs"),
             "POD_NAMESPACE": KRUISE_NAMESPACE,
         }
@@ -356,11 +365,13 @@ class ControlPlane:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status != 200:
                     return False
-            return self._crr_webhook_wired()
+            return self._crr_webhook_wired(webhook_port)
 
         wait_for("kruise-manager readiness and webhooks", ready, 180, proc.log_tail)
 
-    def _crr_webhook_wired(self) -> bool:
+    def _crr_webhook_wired(self, port: int) -> bool:
+        """kruise-manager (this one: a restarted one listens on a new port) has written its URL
+        and CA bundle into the CRR webhook."""
         status, body = self.raw_get(
             "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
             "kruise-mutating-webhook-configuration"
@@ -369,7 +380,8 @@ class ControlPlane:
             return False
         for hook in json.loads(body)["webhooks"]:
             config = hook["clientConfig"]
-            if "containerrecreaterequest" in config.get("url", "") and config.get("caBundle"):
+            url = config.get("url", "")
+            if f":{port}/" in url and "containerrecreaterequest" in url and config.get("caBundle"):
                 return True
         return False
 
