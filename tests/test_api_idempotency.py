@@ -3,9 +3,6 @@ Kubernetes (a deterministic CRR name and the request's hash on the CRR), not in 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,48 +12,11 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from service.testing import free_port
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, wait_until
+from tests.service_process import ServiceProcess
 from tests.test_api_restarts import assert_problem, crrs_in, follow, restarts_url
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class ServiceProcess:
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "CRR_GATEWAY_KUBECONFIG": str(kubeconfig),
-            "CRR_GATEWAY_NAMESPACES": namespace,
-            "CRR_GATEWAY_AUTH_MODE": "none",
-            "CRR_GATEWAY_LOG_LEVEL": "warning",
-            "PORT": str(self.port),
-        }
-        self.log = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out, stderr=out
-            )
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"service exited: {self.log.read_text()[-2000:]}")
-        try:
-            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 @pytest.fixture
