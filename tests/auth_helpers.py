@@ -20,7 +20,8 @@ from service.main import create_app
 from service.testing import serve
 from tests.cluster.controlplane import ControlPlane
 from tests.conftest import pod_is_running, pod_manifest, wait_until
-from tests.test_deploy import DEPLOY, Rest
+from tests.rest import Rest
+from tests.test_deploy import DEPLOY
 
 PROBLEM = "application/problem+json"
 AUDIENCE = "crr-gateway"

@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
+from tests.rest import Rest
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,16 @@ def control_plane() -> Iterator[ControlPlane]:
 def kube(control_plane: ControlPlane) -> Iterator[k8s.ApiClient]:
     """An admin client for arranging and inspecting the cluster in tests."""
     api = control_plane.api_client()
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def admin(control_plane: ControlPlane) -> Iterator[Rest]:
+    """The admin as plain JSON over HTTPS, for tests that assert the apiserver's exact answer."""
+    api = Rest(control_plane)
     try:
         yield api
     finally:

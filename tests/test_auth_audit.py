@@ -34,7 +34,7 @@ from tests.auth_helpers import (
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, wait_until
-from tests.test_deploy import Rest
+from tests.rest import Rest
 
 Obj = dict[str, Any]
 PODS = ("web-0", "web-1", "web-2", "web-3", "web-4")
@@ -48,15 +48,6 @@ class World:
     alice: str
     ops: str
     pods: dict[str, Obj]
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane: ControlPlane) -> Iterator[Rest]:
-    api = Rest(control_plane)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")

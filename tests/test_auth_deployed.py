@@ -33,7 +33,8 @@ from tests.auth_helpers import (
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
 from tests.conftest import wait_until
-from tests.test_deploy import Obj, Rest, kustomize, self_rules, service_overlay
+from tests.rest import Obj, Rest
+from tests.test_deploy import kustomize, self_rules, service_overlay
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,6 @@ class Deployment:
     unserved: str
     kubeconfig: Path  # the deployed service account's identity
     caller_token: str  # a caller bound to crr-gateway-caller in both namespaces
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane: ControlPlane) -> Iterator[Rest]:
-    api = Rest(control_plane)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from tests.auth_helpers import (
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
 from tests.conftest import wait_until
-from tests.test_deploy import Rest
+from tests.rest import Rest
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,6 @@ class World:
     b: str
     callers: str
     tokens: dict[str, str | None]
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane: ControlPlane) -> Iterator[Rest]:
-    api = Rest(control_plane)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
-import urllib3
 import yaml
 
 from tests.cluster.controlplane import ControlPlane
 from tests.conftest import MakePod, pod_manifest, wait_until
-
-Obj = dict[str, Any]
+from tests.rest import Obj, Rest
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 GROUP = "apps.kruise.io"
@@ -341,61 +338,6 @@ def test_an_overlay_adds_a_served_namespace_as_the_readme_says(tmp_path: Path) -
 # --------------------------------------------------------------------------------- applied
 
 
-class Rest:
-    """Plain JSON over HTTPS to the test apiserver as one identity: a bearer token, or the
-    admin's client certificate. Answers are (HTTP status, decoded body), so a test states the
-    exact status the apiserver gave."""
-
-    def __init__(self, plane: ControlPlane, token: str | None = None) -> None:
-        pki = plane.pki
-        self.url = plane.url
-        self.headers = {"Accept": "application/json"}
-        if token is not None:
-            self.headers["Authorization"] = f"Bearer {token}"
-        self.pool = urllib3.PoolManager(
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=str(pki.ca_cert),
-            cert_file=None if token else str(pki.admin_cert),
-            key_file=None if token else str(pki.admin_key),
-        )
-
-    def open(
-        self,
-        method: str,
-        path: str,
-        body: Obj | None = None,
-        *,
-        content_type: str = "application/json",
-        stream: bool = False,
-        **query: str,
-    ) -> urllib3.BaseHTTPResponse:
-        headers = dict(self.headers)
-        if body is not None:
-            headers["Content-Type"] = content_type
-        return self.pool.request(
-            method,
-            self.url + path + (f"?{urlencode(query)}" if query else ""),
-            body=None if body is None else json.dumps(body),
-            headers=headers,
-            preload_content=not stream,
-            timeout=urllib3.Timeout(connect=5, read=30),
-            retries=False,
-        )
-
-    def call(self, method: str, path: str, body: Obj | None = None, **kw: Any) -> tuple[int, Obj]:
-        response = self.open(method, path, body, **kw)
-        decoded: Obj = json.loads(response.data) if response.data else {}
-        return response.status, decoded
-
-    def ok(self, method: str, path: str, body: Obj | None = None, **kw: Any) -> Obj:
-        status, answer = self.call(method, path, body, **kw)
-        assert 200 <= status < 300, f"{method} {path}: {status} {answer.get('message')}"
-        return answer
-
-    def close(self) -> None:
-        self.pool.clear()
-
-
 def crrs_path(namespace: str | None, name: str = "") -> str:
     scope = f"/namespaces/{namespace}" if namespace else ""
     return f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}" + (f"/{name}" if name else "")
@@ -497,15 +439,6 @@ class Deployed:
     @property
     def caller_role(self) -> str:
         return f"crr-gateway-caller{self.suffix}"
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane: ControlPlane) -> Iterator[Rest]:
-    api = Rest(control_plane)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")
