@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test lint pytest deps etcd binaries openapi clean
+.PHONY: dev test lint pytest deps etcd binaries bench clean
 
 deps: $(STAMP) etcd binaries
 
@@ -41,6 +41,10 @@ test: deps lint pytest
 
 dev: deps
 	$(PY) -m tests.cluster.dev
+
+# Side-by-side measurements on the local control plane; results in BENCHMARKS.md.
+bench: deps
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache

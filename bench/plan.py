@@ -1,0 +1,55 @@
+"""How big a run is: the full run for BENCHMARKS.md, or ``--quick`` to check the tooling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    repetitions: int = 3
+    # polling
+    poll_concurrency: tuple[int, ...] = (1, 50, 500)
+    poll_seconds: float = 10.0
+    poll_warmup_seconds: float = 2.0
+    # apiserver cost
+    cost_seconds: float = 5.0  # polls run this long; the quiet interval is as long
+    cost_creates: int = 50
+    # creates
+    create_concurrency: tuple[int, ...] = (1, 8, 32)
+    creates_per_round: int = 64
+    round_factor: int = 4  # a run has at least this many creates per worker
+    cli_creates: int = 10
+    # memory and fan-out
+    cache_sizes: tuple[int, ...] = (1_000, 10_000)
+    memory_pods: int = 50
+    sse_followers: int = 1_000
+
+    def round_size(self, concurrency: int) -> int:
+        return max(self.creates_per_round, self.round_factor * concurrency)
+
+    @property
+    def create_pods(self) -> int:
+        return max(self.round_size(c) for c in self.create_concurrency)
+
+
+FULL = Plan()
+QUICK = Plan(
+    repetitions=2,
+    poll_seconds=2.0,
+    poll_warmup_seconds=1.0,
+    cost_seconds=2.0,
+    cost_creates=10,
+    creates_per_round=16,
+    round_factor=2,
+    cli_creates=3,
+    cache_sizes=(200, 1_000),
+    memory_pods=10,
+    sse_followers=200,
+)
+
+
+def plan_for(quick: bool, **overrides: object) -> Plan:
+    base = QUICK if quick else FULL
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(base, **given)  # type: ignore[arg-type]
