@@ -12,7 +12,6 @@ import contextlib
 import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -96,12 +95,8 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     only = set(args.only.split(","))
     wrk = ensure_wrk() if only & {"polling", "cost", "creates"} else "wrk"
 
-    build: list[cli.Build] = []
-    builder = threading.Thread(
-        target=lambda: build.append(cli.build_kruise_tools()), name="kruise-tools", daemon=True
-    )
-    if "cli" in only:
-        builder.start()
+    # before anything is measured: a Go build would load the cores the figures share
+    built = cli.build_kruise_tools() if "cli" in only else cli.Build(None, "not run")
 
     world = World()
     services: list[Service] = []
@@ -114,7 +109,11 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
         ns_sse = world.namespace("bench-sse")
         say("creating pods ...")
         poll_pods = world.pods(ns_poll, 1, "poll")
-        create_pods = world.pods(ns_create, max(plan.create_pods, plan.cost_creates), "c")
+        create_pods = (
+            world.pods(ns_create, max(plan.create_pods, plan.cost_creates), "c")
+            if only & {"cost", "creates", "cli"}
+            else []
+        )
         sse_pods = world.pods(ns_sse, plan.repetitions, "sse")
         token = world.reader_token(ns_poll)
 
@@ -186,7 +185,7 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
 
         if "cli" in only:
             with step(results, "3c. one process per restart"):
-                measure_cli(world, service, ns_create, create_pods, plan, results, builder, build)
+                measure_cli(world, service, ns_create, create_pods, plan, results, built)
 
         if "sse" in only:
             with step(results, "4b. SSE fan-out"):
@@ -388,8 +387,7 @@ def measure_cli(
     pods: list[str],
     plan: Plan,
     results: Results,
-    builder: threading.Thread,
-    build: list[cli.Build],
+    built: cli.Build,
 ) -> None:
     kubeconfig = world.plane.kubeconfig
 
@@ -404,8 +402,6 @@ def measure_cli(
     def curl(pod: str) -> None:
         cli.curl_create(url, {"pod": pod, "ttlSecondsAfterFinished": LONG_TTL})
 
-    builder.join()
-    built = build[0] if build else cli.Build(None, "the build did not run")
     commands: list[tuple[str, Callable[[str], None]]] = []
     if built.binary is not None:
         binary = built.binary
@@ -443,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             "limit and the cap would refuse a benchmark's creates by design)."
         )
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started ignoring it
     workdir = Path(tempfile.mkdtemp(prefix="crr-bench-"))
     interrupted = False
     try:
