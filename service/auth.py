@@ -17,6 +17,7 @@ logged), successes longer than failures, as Kubernetes' delegated authentication
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -118,6 +119,29 @@ class TTLCache(Generic[K, V]):
         return len(self._data)
 
 
+class SingleFlight(Generic[K, V]):
+    """Concurrent misses for one key share one call: when a cached review expires under load,
+    one review reaches the apiserver and the other requests await its answer."""
+
+    def __init__(self) -> None:
+        self._calls: dict[K, asyncio.Task[V]] = {}
+
+    async def do(self, key: K, call: Callable[[], Awaitable[V]]) -> V:
+        task = self._calls.get(key)
+        if task is None:
+            task = asyncio.ensure_future(call())
+            self._calls[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # shielded: a caller that goes away does not cancel the review the others await
+        return await asyncio.shield(task)
+
+    def _finished(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._calls.get(key) is task:
+            del self._calls[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every awaiter went away
+
+
 # ------------------------------------------------------------------------------ authentication
 
 
@@ -161,20 +185,24 @@ class KubernetesAuthenticator:
         self._ttl = settings.auth_cache_ttl_seconds
         self._failure_ttl = settings.auth_cache_failure_ttl_seconds
         self._cache: TTLCache[bytes, Caller | None] = TTLCache(settings.auth_cache_max_entries)
+        self._flight: SingleFlight[bytes, Caller | None] = SingleFlight()
 
     async def authenticate(self, token: str) -> Caller:
         key = token_digest(token)
-        found, cached = self._cache.get(key)
-        if found:
-            if cached is None:
-                raise Unauthenticated("the bearer token is not valid", invalid_token=True)
-            return cached
+        found, caller = self._cache.get(key)
+        if not found:
+            caller = await self._flight.do(key, lambda: self._review(token, key))
+        if caller is None:
+            raise Unauthenticated("the bearer token is not valid", invalid_token=True)
+        return caller
+
+    async def _review(self, token: str, key: bytes) -> Caller | None:
         status = await _review("tokenreviews", self._kube.review_token, token, self._audiences)
         caller = self._accept(status)
         if caller is None:
             self._cache.put(key, None, self._failure_ttl)
             log.info("token rejected: %s", str(status.get("error") or "not authenticated")[:200])
-            raise Unauthenticated("the bearer token is not valid", invalid_token=True)
+            return None
         self._cache.put(key, caller, self._ttl)
         return caller
 
@@ -334,6 +362,7 @@ class KubernetesAuthorizer:
         self._ttl = settings.authz_cache_ttl_seconds
         self._denied_ttl = settings.authz_cache_denied_ttl_seconds
         self._cache: TTLCache[bytes, bool] = TTLCache(settings.auth_cache_max_entries)
+        self._flight: SingleFlight[bytes, bool] = SingleFlight()
 
     def spec(self, caller: Caller, namespace: str, action: Action) -> KubeObject:
         attributes = self._attributes
@@ -353,14 +382,18 @@ class KubernetesAuthorizer:
             "resourceAttributes": resource,
         }
 
+    async def _review(self, spec: KubeObject, key: bytes) -> bool:
+        status = await _review("subjectaccessreviews", self._kube.review_access, spec)
+        allowed = status.get("allowed") is True and status.get("denied") is not True
+        self._cache.put(key, allowed, self._ttl if allowed else self._denied_ttl)
+        return allowed
+
     async def authorize(self, caller: Caller, namespace: str, action: Action) -> None:
         spec = self.spec(caller, namespace, action)
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).digest()
         found, allowed = self._cache.get(key)
         if not found:
-            status = await _review("subjectaccessreviews", self._kube.review_access, spec)
-            allowed = status.get("allowed") is True and status.get("denied") is not True
-            self._cache.put(key, allowed, self._ttl if allowed else self._denied_ttl)
+            allowed = await self._flight.do(key, lambda: self._review(spec, key))
         if not allowed:
             raise _forbidden(caller, namespace, self._attributes.describe(action))
 

@@ -105,6 +105,28 @@ def test_token_reviews_are_cached_successes_longer_than_failures() -> None:
     ]
 
 
+def test_concurrent_misses_share_one_review() -> None:
+    kube = ReviewKube()
+    kube.users["good"] = {"username": "alice", "uid": "u1"}
+    kube.allowed.add("shop")
+    settings = Settings()
+    authn = KubernetesAuthenticator(kube, settings)
+    authz = KubernetesAuthorizer(kube, settings)
+
+    async def main() -> None:
+        callers = await asyncio.gather(*(authn.authenticate("good") for _ in range(20)))
+        assert {c.name for c in callers} == {"alice"}
+        await asyncio.gather(*(authz.authorize(callers[0], "shop", "create") for _ in range(20)))
+        bad = await asyncio.gather(
+            *(authn.authenticate("bad") for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(b, Unauthenticated) for b in bad)
+
+    run(main())
+    assert len(kube.token_reviews) == 2  # one for "good", one for "bad"
+    assert len(kube.access_reviews) == 1
+
+
 def test_an_apiserver_error_is_not_cached_and_not_a_401() -> None:
     kube = ReviewKube()
     kube.users["good"] = {"username": "alice"}
