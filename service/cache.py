@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -232,11 +232,17 @@ class RestartCache:
             if e.deleted_at is None and not e.restart.finished
         ]
 
+    def current(self, namespace: str) -> Iterator[Restart]:
+        """The namespace's restarts that still exist, lazily and unsorted: the active cap
+        asks on every create, and only when a cap is set does this walk the namespace."""
+        return (e.restart for e in self._by_ns.get(namespace, {}).values() if e.deleted_at is None)
+
     def find_idempotent(self, namespace: str, label: str) -> Entry | None:
-        for entry in self.in_namespace(namespace):
-            if entry.idempotency == label:
-                return entry
-        return None
+        """The restart made for this Idempotency-Key label (the first by name if several
+        share it); a walk of the namespace, never a sort."""
+        entries = self._by_ns.get(namespace, {})
+        mine = (self._live(e) for e in entries.values() if e.idempotency == label)
+        return min((e for e in mine if e is not None), key=lambda e: e.restart.name, default=None)
 
     async def wait_change(self, namespace: str, name: str, timeout: float) -> None:
         """Return when the restart changes (or ``timeout`` passes)."""

@@ -89,7 +89,7 @@ class RestartOperations:
                 return self._replay(known, body_hash, dry_run=dry_run)
         check_active_cap(
             namespace,
-            (e.restart for e in self._cache.in_namespace(namespace) if e.deleted_at is None),
+            self._cache.current(namespace),
             self._settings.max_active_restarts_per_namespace,
         )
 
