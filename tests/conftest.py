@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
+from tests.cluster.simulator import Simulator, running_simulator
 from tests.rest import Rest
 
 
@@ -32,11 +32,8 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def kube(control_plane: ControlPlane) -> Iterator[k8s.ApiClient]:
     """An admin client for arranging and inspecting the cluster in tests."""
-    api = control_plane.api_client()
-    try:
+    with control_plane.api_client() as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="session")
@@ -51,14 +48,11 @@ def admin(control_plane: ControlPlane) -> Iterator[Rest]:
 
 @pytest.fixture(scope="session")
 def _simulator(control_plane: ControlPlane) -> Iterator[Simulator]:
-    api = control_plane.api_client()
-    sim = Simulator(api, control_plane.node_name)
-    sim.start()
-    try:
+    with (
+        control_plane.api_client() as api,
+        running_simulator(api, control_plane.node_name) as sim,
+    ):
         yield sim
-    finally:
-        sim.stop()
-        api.close()
 
 
 @pytest.fixture

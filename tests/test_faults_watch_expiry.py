@@ -24,7 +24,7 @@ from kubernetes import client as k8s
 from service.main import create_app
 from service.testing import serve
 from tests.cluster.controlplane import ControlPlane, running_control_plane
-from tests.cluster.simulator import Simulator
+from tests.cluster.simulator import Simulator, running_simulator
 from tests.conftest import pod_is_running, pod_manifest, read_pod, wait_until
 from tests.faultproxy import FaultProxy
 from tests.service_process import open_settings
@@ -39,23 +39,14 @@ def plane() -> Iterator[ControlPlane]:
 
 @pytest.fixture(scope="module")
 def admin(plane: ControlPlane) -> Iterator[k8s.ApiClient]:
-    api = plane.api_client()
-    try:
+    with plane.api_client() as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")
 def node_agents(plane: ControlPlane) -> Iterator[Simulator]:
-    api = plane.api_client()
-    sim = Simulator(api, plane.node_name)
-    sim.start()
-    try:
+    with plane.api_client() as api, running_simulator(api, plane.node_name) as sim:
         yield sim
-    finally:
-        sim.stop()
-        api.close()
 
 
 def etcd_call(plane: ControlPlane, path: str, body: dict[str, Any]) -> dict[str, Any]:

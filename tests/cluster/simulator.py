@@ -1434,3 +1434,14 @@ class Simulator:
             meta(crr)["name"],
             f": {message}" if message else "",
         )
+
+
+@contextlib.contextmanager
+def running_simulator(api_client: k8s.ApiClient, node_name: str) -> Iterator[Simulator]:
+    """A started simulator for the block; stopped (threads joined) when it ends."""
+    sim = Simulator(api_client, node_name)
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
