@@ -234,15 +234,18 @@ class World:
         try:
 
             def work(index: int) -> None:
-                body = self.crr_body(namespace, pods[index % len(pods)])
                 for attempt in range(5):
+                    # a fresh random name each try: 10,000 names of 5 random characters in one
+                    # namespace collide now and then (409), as the service's own do
+                    body = self.crr_body(namespace, pods[index % len(pods)])
                     try:
                         self.create_crr(clients[index % workers], namespace, body)
                         return
                     except k8s.ApiException as e:
-                        if e.status not in (429, 500, 503, 504) or attempt == 4:
+                        if e.status not in (409, 429, 500, 503, 504) or attempt == 4:
                             raise
-                        time.sleep(0.5 * (attempt + 1))
+                        if e.status != 409:
+                            time.sleep(0.5 * (attempt + 1))
 
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(work, range(count)))
