@@ -112,7 +112,7 @@ class RestartOperations:
         if request.name:
             name = request.name
         elif idempotency_key:
-            name = idempotent_name(request.pod, namespace, idempotency_key)
+            name = idempotent_name(namespace, idempotency_key)
         else:
             name = generate_name(request.pod)
 

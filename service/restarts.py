@@ -175,6 +175,9 @@ def readiness_warnings(pod: KubeObject) -> list[str]:
 # ------------------------------------------------------------------ names and hashes
 
 
+KEYED_NAME_PREFIX = "restart"
+
+
 def generate_name(pod: str, *, suffix: str | None = None) -> str:
     """``<pod>-<5 random>``, trimmed to a valid DNS-1123 subdomain of at most 253 chars."""
     if suffix is None:
@@ -188,10 +191,12 @@ def idempotency_label(namespace: str, key: str) -> str:
     return hashlib.sha256(f"{namespace}\0{key}".encode()).hexdigest()[:40]
 
 
-def idempotent_name(pod: str, namespace: str, key: str) -> str:
-    """The deterministic name of a keyed restart whose caller gave no name: the same key
-    always yields the same name, so two replicas racing collide in the apiserver."""
-    return generate_name(pod, suffix="k" + idempotency_label(namespace, key)[:12])
+def idempotent_name(namespace: str, key: str) -> str:
+    """The deterministic name of a keyed restart whose caller gave no name. It depends on the
+    key alone (not on the pod), so any two requests with one key, whatever their bodies, on any
+    replicas, collide in the apiserver: one creates, the other is answered from it (200, or 422
+    for another body)."""
+    return generate_name(KEYED_NAME_PREFIX, suffix="k" + idempotency_label(namespace, key)[:16])
 
 
 def request_hash(request: RestartRequest) -> str:

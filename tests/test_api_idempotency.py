@@ -98,6 +98,20 @@ def test_two_replicas_racing_with_one_key_create_one_restart(
     assert sorted(r.status_code for r in responses) == [200, 201], [r.text for r in responses]
     assert responses[0].json()["name"] == responses[1].json()["name"]
     assert len(crrs_in(kube, namespace)) == 1
+    # one key racing with bodies for two different pods: still one restart, the other 422
+    make_pod("web-1", ["app"])
+    make_pod("web-2", ["app"])
+
+    def post_for(pair: tuple[httpx.Client, str]) -> httpx.Response:
+        client, pod = pair
+        return client.post(
+            restarts_url(namespace), json={"pod": pod}, headers={"Idempotency-Key": "two-pods"}
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        raced = list(pool.map(post_for, ((a, "web-1"), (b, "web-2"))))
+    assert sorted(r.status_code for r in raced) == [201, 422], [r.text for r in raced]
+    assert len(crrs_in(kube, namespace)) == 2
     # an explicit name with a key holds across replicas too
     named = {"pod": "web-0", "name": "named-once"}
     follow(a, namespace, responses[0].json()["name"])
