@@ -25,6 +25,7 @@ from service.errors import (
     KubeAlreadyExists,
     KubeInvalid,
     KubeNotFound,
+    KubeTimeout,
     PodNotFound,
     RestartExists,
     RestartNotFound,
@@ -131,6 +132,21 @@ class RestartOperations:
             )
             try:
                 obj = await self._create_patiently(namespace, body, dry_run)
+            except KubeTimeout as e:
+                if dry_run:
+                    raise
+                hint = (
+                    "retry with the same Idempotency-Key to learn whether it did"
+                    if key_label is not None
+                    else "check GET /v1/namespaces/{ns}/restarts?pod={pod} before retrying; "
+                    "an Idempotency-Key makes retries safe"
+                ).format(ns=namespace, pod=request.pod)
+                raise KubeTimeout(
+                    f"{e.detail}; restart {name} may still be created: {hint}",
+                    reason=e.reason,
+                    code=e.code,
+                    extra={"restart": name},
+                ) from e
             except KubeAlreadyExists as e:
                 if key_label is not None:
                     return await self._resolve_existing(namespace, name, key_label, body_hash, e)
