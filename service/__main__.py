@@ -40,6 +40,7 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        loop=settings.event_loop,
         ws="none",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         description="log every HTTP request (uvicorn's access log); off by default: it cost "
         "about 30% of status-poll throughput, and creates/deletes have audit lines anyway",
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="the event loop uvicorn runs; asyncio's by default: under 500 concurrent "
+        "pollers uvloop left some connections waiting seconds (p99 ~5 s against ~0.2 s) at "
+        "the same throughput (BENCHMARKS.md)",
+    )
 
     @field_validator("namespaces", "auth_audiences", mode="before")
     @classmethod

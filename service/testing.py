@@ -34,6 +34,7 @@ def serve(app: FastAPI, *, port: int | None = None, startup_timeout: float = 30.
         ws="none",
         log_level="warning",
         access_log=False,
+        loop="asyncio",  # as `python -m service` runs by default
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
