@@ -4,10 +4,12 @@ none, on loopback) and not rate limited: those tests are about the restart path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from service.config import Settings
 from service.testing import free_port
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,3 +87,25 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+@contextlib.contextmanager
+def running_replicas(
+    kubeconfig: Path,
+    namespace: str,
+    logs: Path,
+    *,
+    count: int = 2,
+    env: dict[str, str] | None = None,
+) -> Iterator[list[ServiceProcess]]:
+    """``count`` service processes on one cluster, ready when the block starts, stopped after."""
+    processes = [
+        ServiceProcess(kubeconfig, namespace, logs / f"replica-{i}.log", env) for i in range(count)
+    ]
+    try:
+        for process in processes:
+            wait_until(f"replica on {process.port} to be ready", process.ready, timeout=60)
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()

@@ -14,8 +14,8 @@ from kubernetes import client as k8s
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
-from tests.conftest import MakePod, wait_until
-from tests.service_process import ServiceProcess
+from tests.conftest import MakePod
+from tests.service_process import running_replicas
 from tests.test_api_restarts import assert_problem, crrs_in, follow, restarts_url
 
 
@@ -23,21 +23,12 @@ from tests.test_api_restarts import assert_problem, crrs_in, follow, restarts_ur
 def replicas(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    processes = [
-        ServiceProcess(control_plane.kubeconfig, namespace, tmp_path / f"replica-{i}.log")
-        for i in range(2)
-    ]
-    try:
-        for p in processes:
-            wait_until(f"replica on {p.port} to be ready", p.ready, timeout=60)
-        with (
-            httpx.Client(base_url=processes[0].url, timeout=60) as a,
-            httpx.Client(base_url=processes[1].url, timeout=60) as b,
-        ):
-            yield a, b
-    finally:
-        for p in processes:
-            p.stop()
+    with (
+        running_replicas(control_plane.kubeconfig, namespace, tmp_path) as (first, second),
+        httpx.Client(base_url=first.url, timeout=60) as a,
+        httpx.Client(base_url=second.url, timeout=60) as b,
+    ):
+        yield a, b
 
 
 def test_the_same_key_returns_the_same_restart_on_either_replica(

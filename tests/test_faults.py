@@ -28,7 +28,7 @@ from tests.cluster.controlplane import ControlPlane
 from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, wait_until
 from tests.faultproxy import FaultProxy
-from tests.service_process import ServiceProcess, open_settings
+from tests.service_process import ServiceProcess, open_settings, running_replicas
 from tests.test_api_restarts import GROUP, PLURAL, assert_problem, crrs_in, follow, restarts_url
 
 Restart = dict[str, Any]
@@ -359,17 +359,8 @@ def test_sigterm_answers_in_flight_requests_and_exits_within_the_grace(
 def replicas(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[list[ServiceProcess]]:
-    processes = [
-        ServiceProcess(control_plane.kubeconfig, namespace, tmp_path / f"replica-{i}.log")
-        for i in range(2)
-    ]
-    try:
-        for process in processes:
-            wait_until(f"replica on {process.port} to be ready", process.ready, timeout=60)
+    with running_replicas(control_plane.kubeconfig, namespace, tmp_path) as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def test_fifty_concurrent_duplicate_creates_on_two_replicas_make_one_restart(

@@ -21,8 +21,8 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cluster.controlplane import ControlPlane
-from tests.conftest import MakePod, wait_until
-from tests.service_process import ServiceProcess
+from tests.conftest import MakePod
+from tests.service_process import ServiceProcess, running_replicas
 from tests.test_api_restarts import crrs_in, follow, restarts_url
 
 CLIENTS = int(os.environ.get("CRR_LOAD_CLIENTS", "200"))
@@ -48,17 +48,8 @@ def two_replicas(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[list[ServiceProcess]]:
     env = {"CRR_GATEWAY_SSE_HEARTBEAT_SECONDS": "1"}
-    processes = [
-        ServiceProcess(control_plane.kubeconfig, namespace, tmp_path / f"replica-{i}.log", env)
-        for i in range(2)
-    ]
-    try:
-        for process in processes:
-            wait_until(f"replica on {process.port} to be ready", process.ready, timeout=60)
+    with running_replicas(control_plane.kubeconfig, namespace, tmp_path, env=env) as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def client_loop(
