@@ -41,6 +41,7 @@ def main() -> None:
         log_level=settings.log_level,
         access_log=settings.access_log,
         loop=settings.event_loop,
+        timeout_keep_alive=settings.keep_alive_seconds,
         ws="none",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         description="log every HTTP request (uvicorn's access log); off by default: it cost "
         "about 30% of status-poll throughput, and creates/deletes have audit lines anyway",
     )
+    keep_alive_seconds: int = Field(
+        default=75,
+        gt=0,
+        description="how long an idle keep-alive connection stays open; longer than clients' "
+        "and load balancers' idle timeouts (httpx 5 s, cloud LBs 60 s), so the server is never "
+        "the side that closes a connection a client is about to reuse",
+    )
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio",
         description="the event loop uvicorn runs; asyncio's by default: under 500 concurrent "

@@ -35,6 +35,7 @@ def serve(app: FastAPI, *, port: int | None = None, startup_timeout: float = 30.
         log_level="warning",
         access_log=False,
         loop="asyncio",  # as `python -m service` runs by default
+        timeout_keep_alive=app.state.settings.keep_alive_seconds,
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)

@@ -117,9 +117,10 @@ def test_a_bounded_load_answers_no_5xx_and_loses_no_restart(
                 for replica in two_replicas
             ]
             until = asyncio.get_running_loop().time() + SECONDS
-            await asyncio.gather(
-                *(client_loop(i, clients, namespace, tally, until) for i in range(CLIENTS))
-            )
+            # a task group: one client's failure stops the others before the clients close
+            async with asyncio.TaskGroup() as group:
+                for i in range(CLIENTS):
+                    group.create_task(client_loop(i, clients, namespace, tally, until))
         return tally
 
     tally = asyncio.run(run())
