@@ -25,7 +25,7 @@ etcd:
 
 # kube-apiserver and kruise-manager, built from the Go module proxy once per pinned version.
 binaries: $(STAMP)
-	$(PY) -m tests.cluster.build
+	$(PY) -m harness.build
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -40,7 +40,7 @@ pytest: deps
 test: deps lint pytest
 
 dev: deps
-	$(PY) -m tests.cluster.dev
+	$(PY) -m harness.dev
 
 # Side-by-side measurements on the local control plane; results in BENCHMARKS.md.
 bench: deps

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 from kubernetes import client as k8s
 
+from harness.controlplane import ControlPlane, Process, free_port
+from harness.simulator import Simulator
 from service.config import Settings
 from service.protocol import CRR_GROUP, CRR_PLURAL
 from service.restarts import NO_READINESS_GATE_WARNING, build_crr, generate_name, request_hash
 from service.schemas import RestartRequest
-from tests.cluster.controlplane import ControlPlane, Process, free_port
-from tests.cluster.simulator import Simulator
 
 log = logging.getLogger(__name__)
 

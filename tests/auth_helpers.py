@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import yaml
 
+from harness.controlplane import ControlPlane
 from service.config import Settings
 from service.main import create_app
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane
 from tests.conftest import pod_is_running, pod_manifest, wait_until
 from tests.rest import Rest
 from tests.test_deploy import DEPLOY

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import pytest
 from kubernetes import client as k8s
 
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator, running_simulator
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator, running_simulator
 from tests.rest import Rest
 
 

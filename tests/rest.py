@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from tests.cluster.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 
 Obj = dict[str, Any]
 

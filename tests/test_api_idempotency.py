@@ -12,8 +12,8 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from tests.conftest import MakePod
 from tests.service_process import running_replicas
 from tests.test_api_restarts import assert_problem, crrs_in, follow, restarts_url

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.config import Settings
 from service.main import create_app
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, read_pod, wait_until
 
 GROUP = "apps.kruise.io"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from tests.cluster.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 from tests.conftest import MakePod, wait_until
 from tests.test_api_restarts import follow, restarts_url, start_service_in
 

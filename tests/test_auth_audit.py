@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.config import Settings
 from tests.auth_helpers import (
     assert_problem,
@@ -31,8 +33,6 @@ from tests.auth_helpers import (
     token_kubeconfig,
     tokens_file,
 )
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, wait_until
 from tests.rest import Rest
 

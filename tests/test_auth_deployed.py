@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.config import Settings
 from tests.auth_helpers import (
     AUDIENCE,
@@ -30,8 +32,6 @@ from tests.auth_helpers import (
     running_service,
     token_kubeconfig,
 )
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import wait_until
 from tests.rest import Obj, Rest
 from tests.test_deploy import kustomize, self_rules, service_overlay

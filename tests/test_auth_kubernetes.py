@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.config import Settings
 from tests.auth_helpers import (
     AUDIENCE,
@@ -27,8 +29,6 @@ from tests.auth_helpers import (
     run_pod,
     running_service,
 )
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import wait_until
 from tests.rest import Rest
 

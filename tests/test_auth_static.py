@@ -14,6 +14,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.config import Settings
 from service.main import create_app
 from tests.auth_helpers import (
@@ -27,8 +29,6 @@ from tests.auth_helpers import (
     running_service,
     tokens_file,
 )
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import wait_until
 from tests.rest import Rest
 

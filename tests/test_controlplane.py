@@ -11,9 +11,9 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.cluster.build import KUBERNETES_VERSION, kruise_source_dir
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
+from harness.build import KUBERNETES_VERSION, kruise_source_dir
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from tests.conftest import MakePod, read_pod, wait_until
 
 GROUP = "apps.kruise.io"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 from tests.conftest import MakePod, pod_manifest, wait_until
 from tests.rest import Obj, Rest
 

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
 from service.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from service.main import create_app
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import Simulator
 from tests.conftest import MakePod, wait_until
 from tests.faultproxy import FaultProxy
 from tests.service_process import ServiceProcess, open_settings, running_replicas

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from harness.controlplane import ControlPlane, running_control_plane
+from harness.simulator import Simulator, running_simulator
 from service.main import create_app
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane, running_control_plane
-from tests.cluster.simulator import Simulator, running_simulator
 from tests.conftest import pod_is_running, pod_manifest, read_pod, wait_until
 from tests.faultproxy import FaultProxy
 from tests.service_process import open_settings

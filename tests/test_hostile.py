@@ -14,9 +14,9 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
+from harness.controlplane import ControlPlane
 from service.main import create_app
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane
 from tests.conftest import MakePod, wait_until
 from tests.service_process import open_settings
 from tests.test_api_restarts import PROBLEM, crrs_in, follow, restarts_url

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from tests.cluster.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 from tests.conftest import MakePod
 from tests.service_process import ServiceProcess, running_replicas
 from tests.test_api_restarts import crrs_in, follow, restarts_url

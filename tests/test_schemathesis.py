@@ -26,10 +26,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from harness.controlplane import ControlPlane
 from service.main import create_app
 from service.openapi import OPENAPI_FILE
 from service.testing import serve
-from tests.cluster.controlplane import ControlPlane
 from tests.conftest import MakePod, wait_until
 from tests.service_process import open_settings
 

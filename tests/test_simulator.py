@@ -17,8 +17,10 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.cluster.controlplane import ControlPlane
-from tests.cluster.simulator import GROUP, PLURAL, Simulator, raw_json
+from harness.controlplane import ControlPlane
+from harness.simulator import Simulator
+from harness.simulator.objects import GROUP, PLURAL
+from harness.simulator.plumbing import raw_json
 from tests.conftest import MakePod, read_pod, wait_until
 
 Obj = dict[str, Any]

@@ -11,29 +11,33 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.simulator import (
-    ANNOTATION_SYNC_STATUSES,
-    ANNOTATION_UNREADY_ACQUIRED,
+from harness.simulator.daemon import (
     RuntimeContainer,
     Step,
-    WorkQueue,
     current_recreate_states,
-    format_time,
-    image_id,
-    kubelet_action,
     manage_step,
-    merge_conditions,
     pick_crr,
-    pod_ready_condition,
-    readiness_update,
     recreate_state,
-    restarted_container_status,
-    running_pod_status,
     runtime_containers,
     runtime_error,
     sync_container_statuses,
     unready_grace_remaining,
 )
+from harness.simulator.kubelet import (
+    image_id,
+    kubelet_action,
+    merge_conditions,
+    pod_ready_condition,
+    readiness_update,
+    restarted_container_status,
+    running_pod_status,
+)
+from harness.simulator.objects import (
+    ANNOTATION_SYNC_STATUSES,
+    ANNOTATION_UNREADY_ACQUIRED,
+    format_time,
+)
+from harness.simulator.plumbing import WorkQueue
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)

@@ -22,14 +22,14 @@ from types import FrameType
 
 from kubernetes import client as k8s
 
-from tests.cluster.controlplane import ControlPlane, Process, wait_for
-from tests.cluster.simulator import Simulator
+from harness.controlplane import ControlPlane, Process, wait_for
+from harness.simulator import Simulator
 
 DEV_DIR = Path(".dev")
 DEMO_NAMESPACE = "demo"
 DEMO_POD = "web-0"
 CALLER = "portal"
-CALLER_ROLE = Path(__file__).resolve().parents[2] / "deploy/gateway/caller-clusterrole.yaml"
+CALLER_ROLE = Path(__file__).resolve().parents[1] / "deploy/gateway/caller-clusterrole.yaml"
 
 
 def seed_demo(api: k8s.ApiClient) -> None:

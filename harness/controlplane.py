@@ -2,7 +2,7 @@
 
 It runs etcd, kube-apiserver (RBAC on, real service-account tokens) and the real kruise-manager
 (its webhooks and controllers), installs every OpenKruise CRD from the kruise module and creates
-one Node for the simulator (``tests/cluster/simulator.py``) to play the kubelet and kruise-daemon
+one Node for the simulator (``harness/simulator``) to play the kubelet and kruise-daemon
 on. Every process is started in its own process group, dies with its parent (PR_SET_PDEATHSIG)
 and is stopped by :meth:`ControlPlane.stop`, which is safe to call more than once.
 """
@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
-from tests.cluster.build import KUBERNETES_VERSION, ensure_binaries, kruise_source_dir
-from tests.cluster.certs import Pki, write_pki
+from harness.build import KUBERNETES_VERSION, ensure_binaries, kruise_source_dir
+from harness.certs import Pki, write_pki
 
 log = logging.getLogger(__name__)
 

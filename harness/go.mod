@@ -1,7 +1,7 @@
 // Builds the local control plane's binaries from the Go module proxy, in one module graph so
 // they share a build cache: kube-apiserver from k8s.io/kubernetes and kruise-manager from
-// github.com/openkruise/kruise. Nothing downloaded is committed; see tests/cluster/build.py.
-module crr-gateway/tests/cluster
+// github.com/openkruise/kruise. Nothing downloaded is committed; see harness/build.py.
+module crr-gateway/harness
 
 go 1.24
 

@@ -1,11 +1,11 @@
 """Build kube-apiserver and kruise-manager from the Go module proxy, once per pinned version.
 
-Both binaries come from the one module graph in ``tests/cluster/go.mod`` so they share a Go build
+Both binaries come from the one module graph in ``harness/go.mod`` so they share a Go build
 cache. The binaries land in the user's cache directory under a key made of everything that
 decides their content (go.mod, go.sum, the Go version and our build flags), so a fresh clone on
 the same machine, such as CI's, reuses them and a change of pins rebuilds them.
 
-Run ``python -m tests.cluster.build`` to build (or find) them and print their paths.
+Run ``python -m harness.build`` to build (or find) them and print their paths.
 """
 
 from __future__ import annotations
