@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 NODE_NAME = "sim-node-1"
 KRUISE_NAMESPACE = "kruise-system"
+# the project's own CRDs (RestartRollout), installed as deploy/ installs them in a cluster
+OUR_CRDS = Path(__file__).resolve().parents[1] / "deploy" / "crds"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 _PR_SET_PDEATHSIG = 1
 
@@ -320,9 +322,11 @@ class ControlPlane:
         self._start_apiserver(self._apiserver_binary)
 
     def _bootstrap(self, kruise_src: Path) -> None:
-        """Namespaces, every kruise CRD, the webhook configurations kruise expects, our Node."""
+        """Namespaces, every kruise CRD and ours (RestartRollout), the webhook configurations kruise
+        expects, our Node."""
         self.kubectl("create", "namespace", KRUISE_NAMESPACE)
         self.kubectl("apply", "--server-side", "-f", str(kruise_src / "config/crd/bases"))
+        self.kubectl("apply", "--server-side", "-f", str(OUR_CRDS))
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
         self.kubectl("apply", "--server-side", "-f", "-", input=webhook_configurations(kruise_src))
         node_yaml = yaml.safe_dump(node(self.node_name))

@@ -2,7 +2,8 @@
 foreground.
 
 Writes the admin kubeconfig to ``.dev/kubeconfig``, seeds namespace ``demo`` with a running pod
-``web-0`` (containers ``nginx`` and ``sidecar``), starts crr-gateway on http://127.0.0.1:8080
+``web-0`` (containers ``nginx`` and ``sidecar``) and a CloneSet ``shop`` of 4 pods (containers
+``app`` and ``sidecar``), starts crr-gateway on http://127.0.0.1:8080
 (``PORT`` changes it), writes ``.dev/env`` (``KUBECONFIG``, ``CRR_GATEWAY_URL`` and a caller token
 ``CRR_GATEWAY_TOKEN`` valid for ``demo``) and stops everything on Ctrl-C or SIGTERM.
 """
@@ -28,6 +29,8 @@ from harness.simulator import Simulator
 DEV_DIR = Path(".dev")
 DEMO_NAMESPACE = "demo"
 DEMO_POD = "web-0"
+SHOP = "shop"  # a CloneSet to roll out: README shows a rollout of it
+SHOP_REPLICAS = 4
 CALLER = "portal"
 CALLER_ROLE = Path(__file__).resolve().parents[1] / "deploy/gateway/caller-clusterrole.yaml"
 
@@ -59,6 +62,48 @@ def seed_demo(api: k8s.ApiClient) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"{DEMO_NAMESPACE}/{DEMO_POD} did not start")
+
+
+def shop_cloneset() -> dict[str, object]:
+    """CloneSet ``shop``: 4 pods with containers ``app`` and ``sidecar`` and the
+    ``KruisePodReady`` readiness gate, so a restart takes a pod out of endpoints first."""
+    labels = {"app": SHOP}
+    return {
+        "apiVersion": "apps.kruise.io/v1alpha1",
+        "kind": "CloneSet",
+        "metadata": {"name": SHOP, "labels": labels},
+        "spec": {
+            "replicas": SHOP_REPLICAS,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "readinessGates": [{"conditionType": "KruisePodReady"}],
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {"name": "app", "image": "example.test/shop:1.0"},
+                        {"name": "sidecar", "image": "busybox:1.36"},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def seed_shop(api: k8s.ApiClient) -> None:
+    """The CloneSet; kruise-manager creates its pods and the simulated node runs them."""
+    k8s.CustomObjectsApi(api).create_namespaced_custom_object(
+        "apps.kruise.io", "v1alpha1", DEMO_NAMESPACE, "clonesets", shop_cloneset()
+    )
+    core = k8s.CoreV1Api(api)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(DEMO_NAMESPACE, label_selector=f"app={SHOP}").items
+        running = [p for p in pods if p.status.phase == "Running"]
+        if len(running) == SHOP_REPLICAS:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"CloneSet {DEMO_NAMESPACE}/{SHOP} did not get {SHOP_REPLICAS} pods")
 
 
 def caller_token(plane: ControlPlane, api: k8s.ApiClient) -> str:
@@ -125,6 +170,7 @@ def main() -> int:
         sim = Simulator(api, plane.node_name)
         sim.start()
         seed_demo(api)
+        seed_shop(api)
         kubeconfig = DEV_DIR / "kubeconfig"
         shutil.copyfile(plane.kubeconfig, kubeconfig)
         kubeconfig.chmod(0o600)
@@ -144,7 +190,7 @@ def main() -> int:
 Local control plane is up ({plane.version()}, OpenKruise v1.9.0, node {plane.node_name}).
   crr-gateway: {url}  (docs: {url}/docs, log: {DEV_DIR / "service.log"})
   env:         . {env_file}   (KUBECONFIG, CRR_GATEWAY_URL, CRR_GATEWAY_TOKEN for namespace demo)
-  try:         kubectl --kubeconfig {kubeconfig} get pods -n {DEMO_NAMESPACE}
+  try:         kubectl --kubeconfig {kubeconfig} -n {DEMO_NAMESPACE} get pods,cloneset,rro
   logs:        {plane.workdir}
 Press Ctrl-C to stop everything.""",
             flush=True,
