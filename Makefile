@@ -11,10 +11,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps: $(STAMP) etcd binaries
 
-$(STAMP): pyproject.toml
+# The crr command line (client/, a distribution of its own) goes in too: .venv/bin/crr.
+$(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e ./client
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # Debian's etcd 3.4 serves kube-apiserver 1.32; the control plane starts its own on free ports.
