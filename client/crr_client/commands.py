@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from crr_client import specs
 from crr_client.config import Config
-from crr_client.errors import EXIT_ENDED_BADLY, EXIT_OK, UsageError
+from crr_client.errors import EXIT_ENDED_BADLY, EXIT_OK, Unavailable, UsageError
 from crr_client.render import Terminal
-from crr_client.transport import Transport
+from crr_client.transport import Response, Transport, api_path
 
 
 class Context:
@@ -49,9 +50,30 @@ class Context:
         else:
             self.term.progress(message)
 
-    def warn_all(self, document: Mapping[str, Any]) -> None:
-        for warning in document.get("warnings") or ():
+    def create(self, namespace: str, kind: str, body: Mapping[str, Any]) -> Response:
+        """POST a restart or a rollout with an Idempotency-Key that every retry repeats; on
+        giving up, say which key finds out whether it landed."""
+        args = self.args
+        key = specs.idempotency_key(args.idempotency_key)
+        try:
+            response = self.transport.request(
+                "POST",
+                api_path("v1", "namespaces", namespace, f"{kind}s"),
+                query={"dryRun": "true"} if args.dry_run else None,
+                body=body,
+                headers={"Idempotency-Key": key},
+                deadline=self.deadline,
+            )
+        except Unavailable as e:
+            if not args.dry_run and e.hint is None:
+                e.hint = (
+                    f"the {kind} may have been created; the same command with "
+                    f"--idempotency-key '{key}' finds out without making a second one"
+                )
+            raise
+        for warning in response.json().get("warnings") or ():
             self.term.error(f"warning: {warning}")
+        return response
 
     def emit(self, document: Mapping[str, Any], text: str, line: str) -> None:
         """The result: the service's JSON as sent, ``NS/NAME``, or a line for people."""

@@ -43,5 +43,11 @@ class Unavailable(CliError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class Deleted(CliError):
+    """The restart or rollout disappeared while we waited for it to finish."""
+
+    exit_code = EXIT_ENDED_BADLY
+
+
 class TimedOut(Unavailable):
     """``--timeout`` passed before the restart or rollout finished."""

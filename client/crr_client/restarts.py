@@ -7,10 +7,10 @@ from typing import Any
 
 from crr_client import render, specs
 from crr_client.commands import Context, created_prefix, exit_code, restart_failed
-from crr_client.errors import EXIT_OK, Unavailable
+from crr_client.errors import EXIT_OK
 from crr_client.sse import follow as follow_events
 from crr_client.transport import api_path
-from crr_client.waiting import Gone, wait_until_finished
+from crr_client.waiting import wait_until_finished
 
 
 def _path(ref: specs.Ref, *rest: str) -> str:
@@ -20,7 +20,6 @@ def _path(ref: specs.Ref, *rest: str) -> str:
 def restart(ctx: Context) -> int:
     args = ctx.args
     pod = specs.ref(args.target, "POD")
-    key = specs.idempotency_key(args.idempotency_key)
     body: dict[str, Any] = {"pod": pod.name}
     if args.containers:
         body["containers"] = args.containers
@@ -30,24 +29,8 @@ def restart(ctx: Context) -> int:
         body["reason"] = args.reason
     if args.deadline is not None:
         body["activeDeadlineSeconds"] = args.deadline
-    try:
-        response = ctx.transport.request(
-            "POST",
-            api_path("v1", "namespaces", pod.namespace, "restarts"),
-            query={"dryRun": "true"} if args.dry_run else None,
-            body=body,
-            headers={"Idempotency-Key": key},
-            deadline=ctx.deadline,
-        )
-    except Unavailable as e:
-        if not args.dry_run and e.hint is None:
-            e.hint = (
-                "the restart may have been created; the same command with "
-                f"--idempotency-key '{key}' finds out without making a second one"
-            )
-        raise
+    response = ctx.create(pod.namespace, "restart", body)
     document, text = response.json(), response.text
-    ctx.warn_all(document)
     if args.dry_run:
         ctx.emit(document, text, "dry run, nothing created: " + render.restart_line(document))
         return EXIT_OK
@@ -55,7 +38,9 @@ def restart(ctx: Context) -> int:
     if not args.wait:
         ctx.emit(document, text, line)
         return EXIT_OK
-    ctx.term.progress(created_prefix(response.status) + render.restart_line(document))
+    ctx.term.progress(
+        created_prefix(response.status) + render.restart_line(document, ctx.term.paint_err)
+    )
     return _wait(ctx, specs.Ref(pod.namespace, document["name"]), document, text)
 
 
@@ -80,19 +65,16 @@ def _wait(ctx: Context, ref: specs.Ref, document: dict[str, Any], text: str) -> 
             ctx.term.progress(render.restart_line(latest, ctx.term.paint_err))
         shown = line
 
-    try:
-        final, final_text = wait_until_finished(
-            ctx.transport,
-            _path(ref),
-            document,
-            text,
-            on_change=on_change,
-            deadline=ctx.deadline,
-            describe=lambda doc: f"restart {ref} is still {render.restart_word(doc)}",
-        )
-    except Gone:
-        ctx.term.error(f"restart {ref} was deleted before it finished")
-        return exit_code(True)
+    final, final_text = wait_until_finished(
+        ctx.transport,
+        _path(ref),
+        document,
+        text,
+        what=f"restart {ref}",
+        on_change=on_change,
+        deadline=ctx.deadline,
+        describe=lambda doc: f"restart {ref} is still {render.restart_word(doc)}",
+    )
     ctx.emit(final, final_text, render.restart_line(final, ctx.term.paint_out))
     return exit_code(restart_failed(final))
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from crr_client import render, specs
 from crr_client.commands import Context, created_prefix, exit_code, rollout_failed
-from crr_client.errors import EXIT_OK, Unavailable, UsageError
+from crr_client.errors import EXIT_OK, UsageError
 from crr_client.transport import api_path
-from crr_client.waiting import Gone, wait_until_finished
+from crr_client.waiting import wait_until_finished
 
 
 def _path(ref: specs.Ref, *rest: str) -> str:
@@ -22,7 +22,6 @@ def create(ctx: Context) -> int:
     namespace = specs.namespace(args.namespace)
     if (args.workload is None) == (args.selector is None):
         raise UsageError("give the pods to restart as KIND/NAME or as --selector (one of them)")
-    key = specs.idempotency_key(args.idempotency_key)
     body: dict[str, Any] = {}
     if args.workload is not None:
         body["target"] = specs.target(args.workload).as_json()
@@ -34,24 +33,8 @@ def create(ctx: Context) -> int:
         body["maxUnavailable"] = specs.max_unavailable(args.max_unavailable)
     if args.reason is not None:
         body["reason"] = args.reason
-    try:
-        response = ctx.transport.request(
-            "POST",
-            api_path("v1", "namespaces", namespace, "rollouts"),
-            query={"dryRun": "true"} if args.dry_run else None,
-            body=body,
-            headers={"Idempotency-Key": key},
-            deadline=ctx.deadline,
-        )
-    except Unavailable as e:
-        if not args.dry_run and e.hint is None:
-            e.hint = (
-                "the rollout may have been created; the same command with "
-                f"--idempotency-key '{key}' finds out without making a second one"
-            )
-        raise
+    response = ctx.create(namespace, "rollout", body)
     document, text = response.json(), response.text
-    ctx.warn_all(document)
     if args.dry_run:
         plan = render.rollout_line(document) + "\n" + render.rollout_table(document)
         ctx.emit(document, text, "dry run, nothing created: " + plan)
@@ -60,7 +43,9 @@ def create(ctx: Context) -> int:
     if not args.wait:
         ctx.emit(document, text, line)
         return EXIT_OK
-    ctx.term.progress(created_prefix(response.status) + render.rollout_line(document))
+    ctx.term.progress(
+        created_prefix(response.status) + render.rollout_line(document, ctx.term.paint_err)
+    )
     return _wait(ctx, specs.Ref(namespace, document["name"]), document, text)
 
 
@@ -124,15 +109,13 @@ def _wait(
             _path(ref),
             document,
             text,
+            what=f"rollout {ref}",
             on_change=on_change,
             deadline=ctx.deadline,
             describe=lambda doc: (
                 f"rollout {ref} is still {doc.get('phase')}, " + render.rollout_counts(doc)
             ),
         )
-    except Gone:
-        term.error(f"rollout {ref} was deleted before it finished")
-        return exit_code(True)
     finally:
         term.end_bar()
     if table:

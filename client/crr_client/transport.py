@@ -93,6 +93,18 @@ class _Answer(NamedTuple):
     body: bytes | None  # None while streaming
 
 
+class _CallState:
+    """One call across its attempts."""
+
+    def __init__(self, what: str, started: float, deadline: float | None, repeatable: bool):
+        self.what = what
+        self.started = started
+        self.deadline = deadline
+        self.repeatable = repeatable
+        self.attempt = 0
+        self.token_reread = False
+
+
 class Transport:
     def __init__(
         self,
@@ -171,84 +183,86 @@ class Transport:
     ) -> _Answer:
         target = self._prefix + path + ("?" + urlencode(query) if query else "")
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        what = f"{method} {path}"
-        started = self._clock()
-        attempt = 0
-        token_reread = False
+        call = _CallState(f"{method} {path}", self._clock(), deadline, repeatable)
         while True:
-            attempt += 1
+            call.attempt += 1
             token = self._config.bearer()
-            send_headers = self._headers(token, headers, payload)
             reused = self._kept is not None and self._kept_used and not streaming
             try:
                 answer = self._exchange(
                     method,
                     target,
                     payload,
-                    send_headers,
+                    self._headers(token, headers, payload),
                     self._socket_timeout(timeout, deadline),
                     fresh=streaming or not repeatable,
                     streaming=streaming,
                 )
             except _NotSent as e:
-                error: BaseException = e.cause
-                sent = False
+                delay = self._after_network_error(call, e.cause, sent=False, reused=False)
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 if _is_certificate_error(e):
                     raise Unavailable(f"TLS to {self._config.url} failed: {e}") from e
-                error, sent = e, True
+                delay = self._after_network_error(call, e, sent=True, reused=reused)
             else:
-                status = answer.response.status
-                if 200 <= status < 300:
+                if 200 <= answer.response.status < 300:
                     self._warn(answer.response.headers)
                     return answer
-                body_bytes = answer.body or b""
-                if (
-                    status == 401
-                    and self._config.reads_token_file
-                    and not token_reread
-                    and self._config.bearer() != token
-                ):
-                    token_reread = True  # rotated while this call was in flight: once more
-                    continue
-                retry_after: float | None = None
-                if status in RETRIED_STATUSES and (repeatable or status in NOTHING_DONE_STATUSES):
-                    retry_after = _retry_after(answer.response.headers)
-                    delay = self._backoff(attempt) if retry_after is None else retry_after
-                    if self._may_retry(attempt, started, delay, deadline):
-                        self._notice(
-                            f"{what}: {status} {answer.response.reason}; "
-                            f"retrying in {delay:.1f}s (attempt {attempt + 1})"
-                        )
-                        self._sleep(delay)
-                        continue
-                problem = self._problem(status, answer.response, body_bytes, token)
-                if retry_after is not None and problem.hint is None:
-                    problem.hint = f"the service asks to retry after {retry_after:.0f}s"
-                raise problem
-            # a network error
-            if sent and not repeatable:
-                raise Unavailable(
-                    f"{what}: the connection to {self._config.url} failed after the request was "
-                    f"sent ({_describe(error)}); it may have reached the service"
-                ) from error
-            stale = reused and isinstance(error, (ConnectionResetError, BrokenPipeError))
-            delay = 0.0 if stale else self._backoff(attempt)
-            if self._may_retry(attempt, started, delay, deadline):
-                if not stale:
-                    self._notice(
-                        f"{what}: {_describe(error)}; retrying in {delay:.1f}s "
-                        f"(attempt {attempt + 1})"
-                    )
-                self._sleep(delay)
-                continue
-            if deadline is not None and self._clock() + delay >= deadline:
-                raise TimedOut(f"{what}: timed out ({_describe(error)})") from error
+                delay = self._after_refusal(call, answer, token)
+            self._sleep(delay)
+
+    def _after_refusal(self, call: _CallState, answer: _Answer, token: str | None) -> float:
+        """How long to wait before trying again after a non-2xx answer, or raise it."""
+        status, response = answer.response.status, answer.response
+        if (
+            status == 401
+            and self._config.reads_token_file
+            and not call.token_reread
+            and self._config.bearer() != token
+        ):
+            call.token_reread = True  # rotated while this call was in flight: once more
+            return 0.0
+        retry_after: float | None = None
+        if status in RETRIED_STATUSES and (call.repeatable or status in NOTHING_DONE_STATUSES):
+            retry_after = _retry_after(response.headers)
+            delay = self._backoff(call.attempt) if retry_after is None else retry_after
+            if self._may_retry(call, delay):
+                self._notice(
+                    f"{call.what}: {status} {response.reason}; "
+                    f"retrying in {delay:.1f}s (attempt {call.attempt + 1})"
+                )
+                return delay
+        problem = self._problem(status, response, answer.body or b"", token)
+        if retry_after is not None and problem.hint is None:
+            problem.hint = f"the service asks to retry after {retry_after:.0f}s"
+        raise problem
+
+    def _after_network_error(
+        self, call: _CallState, error: BaseException, *, sent: bool, reused: bool
+    ) -> float:
+        """How long to wait before trying again after a network error, or raise."""
+        if sent and not call.repeatable:
             raise Unavailable(
-                f"cannot reach the service at {self._config.url}: {_describe(error)}"
-                + (f" (after {attempt} attempts)" if attempt > 1 else "")
+                f"{call.what}: the connection to {self._config.url} failed after the request "
+                f"was sent ({_describe(error)}); it may have reached the service"
             ) from error
+        # a kept connection the server had closed: try a fresh one at once, quietly
+        stale = reused and isinstance(error, (ConnectionResetError, BrokenPipeError))
+        delay = 0.0 if stale else self._backoff(call.attempt)
+        if self._may_retry(call, delay):
+            if not stale:
+                self._notice(
+                    f"{call.what}: {_describe(error)}; retrying in {delay:.1f}s "
+                    f"(attempt {call.attempt + 1})"
+                )
+            return delay
+        if call.deadline is not None and self._clock() + delay >= call.deadline:
+            raise TimedOut(f"{call.what}: timed out ({_describe(error)})") from error
+        raise Unavailable(
+            f"cannot reach the service at {self._config.url}: {_describe(error)}"
+            + (f" (after {call.attempt} attempts)" if call.attempt > 1 else "")
+        ) from error
 
     def _exchange(
         self,
@@ -326,14 +340,12 @@ class Transport:
     def _backoff(self, attempt: int) -> float:
         return float(min(self._policy.max_backoff, self._policy.first_backoff * 2 ** (attempt - 1)))
 
-    def _may_retry(
-        self, attempt: int, started: float, delay: float, deadline: float | None
-    ) -> bool:
+    def _may_retry(self, call: _CallState, delay: float) -> bool:
         now = self._clock()
         return (
-            attempt < self._policy.attempts
-            and now + delay - started <= self._policy.budget_seconds
-            and (deadline is None or now + delay < deadline)
+            call.attempt < self._policy.attempts
+            and now + delay - call.started <= self._policy.budget_seconds
+            and (call.deadline is None or now + delay < call.deadline)
         )
 
     def _warn(self, headers: http.client.HTTPMessage) -> None:
@@ -378,7 +390,9 @@ def describe_problem(
     message = f"{status} {title}" + (f": {detail}" if detail else "")
     valid = problem.get("validContainers")
     if isinstance(valid, list) and valid:
-        message += f" (valid containers: {', '.join(str(name) for name in valid)})"
+        names = ", ".join(str(name) for name in valid)
+        if names not in message:  # the service's detail may list them already
+            message += f" (valid containers: {names})"
     return message
 
 

@@ -9,15 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crr_client.errors import Refused, TimedOut
+from crr_client.errors import Deleted, Refused, TimedOut
 from crr_client.transport import Transport
 
 LONG_POLL_SECONDS = 30  # per call; the API allows up to 60
 EARLY_ANSWER_PAUSE = 1.0
-
-
-class Gone(Exception):
-    """The object was deleted while we waited for it to finish."""
 
 
 def wait_until_finished(
@@ -26,6 +22,7 @@ def wait_until_finished(
     first: dict[str, Any],
     first_text: str,
     *,
+    what: str,
     on_change: Callable[[dict[str, Any], str], None],
     deadline: float | None = None,
     describe: Callable[[dict[str, Any]], str] = lambda _doc: "",
@@ -33,7 +30,7 @@ def wait_until_finished(
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[dict[str, Any], str]:
     """Return the finished document and its JSON text; ``on_change`` sees every new version.
-    Raises ``TimedOut`` at ``deadline`` and ``Gone`` when the object disappears."""
+    Raises ``TimedOut`` at ``deadline`` and ``Deleted`` when ``what`` disappears."""
     document, text = first, first_text
     while not document.get("finished"):
         wait = LONG_POLL_SECONDS
@@ -54,7 +51,7 @@ def wait_until_finished(
             )
         except Refused as e:
             if e.status == 404:
-                raise Gone(path) from e
+                raise Deleted(f"{what} was deleted before it finished") from e
             raise
         latest = response.json()
         if str(latest.get("resourceVersion", "")) != version:

@@ -166,6 +166,15 @@ def test_a_refusal_prints_the_detail_and_the_valid_containers(gateway: Start, cr
     assert "(valid containers: nginx, sidecar)" in outcome.err
 
 
+def test_valid_containers_the_detail_already_lists_are_not_repeated(
+    gateway: Start, crr: Crr
+) -> None:
+    detail = "container typo not found in Pod (containers: nginx, sidecar)"
+    refusal = Reply.problem(422, detail, validContainers=["nginx", "sidecar"])
+    outcome = crr(gateway(lambda _seen: refusal), "restart", "demo/web-0", "-c", "typo")
+    assert outcome.err == f"crr: 422 Problem: {detail}\n"
+
+
 def test_a_401_without_a_token_says_how_to_give_one(gateway: Start, crr: Crr) -> None:
     fake = gateway(lambda _seen: Reply.problem(401, "a bearer token is required"))
     outcome = crr(fake, "get", "demo/web-0-x7k2p", token=None)
@@ -246,3 +255,10 @@ def test_a_cancel_whose_answer_is_lost_is_not_repeated(gateway: Start, crr: Crr)
     assert outcome.code == EXIT_UNAVAILABLE
     assert len(fake.requests()) == 1
     assert "it may have reached the service" in outcome.err
+
+
+def test_the_services_warnings_reach_stderr_even_with_quiet(gateway: Start, crr: Crr) -> None:
+    warned = {**PENDING, "warnings": ["container sidecar has no readiness probe"]}
+    outcome = crr(gateway(lifecycle(warned)), "restart", "demo/web-0", "-q")
+    assert outcome.err == "warning: container sidecar has no readiness probe\n"
+    assert outcome.out.startswith("created restart demo/web-0-x7k2p")
