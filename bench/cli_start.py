@@ -13,6 +13,7 @@ Setups:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -42,9 +43,14 @@ class StartUp:
         return self.crr_ms / self.python_ms
 
 
+# As people run it: with bytecode cached. Without this, an environment that sets
+# PYTHONDONTWRITEBYTECODE would compile the editable client's modules on every start.
+_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _wall_ms(argv: Sequence[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
     return (time.perf_counter() - started) * 1000
 
 
