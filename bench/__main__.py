@@ -27,7 +27,7 @@ from bench.plan import Plan, plan_for
 from bench.report import Results, render
 from bench.wrk import ensure_wrk, run_wrk, wrk_version
 from service.config import Settings
-from service.protocol import CRR_GROUP, CRR_PLURAL
+from service.core.crr import CRR_GROUP, CRR_PLURAL
 
 SECTIONS = ("polling", "cost", "creates", "cli", "sse", "memory")
 RESULTS = Path(__file__).resolve().parent / "results"

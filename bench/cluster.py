@@ -21,9 +21,10 @@ from kubernetes import client as k8s
 from harness.controlplane import ControlPlane, Process, free_port
 from harness.simulator import Simulator
 from service.config import Settings
-from service.protocol import CRR_GROUP, CRR_PLURAL
-from service.restarts import NO_READINESS_GATE_WARNING, build_crr, generate_name, request_hash
-from service.schemas import RestartRequest
+from service.core.crr import CRR_GROUP, CRR_PLURAL, build_crr
+from service.core.naming import generate_name, request_hash
+from service.core.rules import NO_READINESS_GATE_WARNING
+from service.core.schemas import RestartRequest
 
 log = logging.getLogger(__name__)
 

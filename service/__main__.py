@@ -8,8 +8,8 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from service.app import begin_shutdown, create_app
 from service.config import get_settings
-from service.main import begin_shutdown, create_app
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 

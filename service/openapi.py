@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.app import create_app
 from service.config import Settings
-from service.main import create_app
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
 

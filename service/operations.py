@@ -1,25 +1,21 @@
-"""What a create or delete does, step by step: rules from ``restarts``, I/O through the
-``KubeAPI`` protocol (in worker threads), state from the cache."""
+"""The use cases: what a create or a delete does, step by step. Rules from ``service.core``,
+I/O through the ``KubeAPI`` port (in worker threads), state from the cache. No web framework:
+the HTTP layer calls these and renders what they return or raise."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 
 from anyio import to_thread
 
-from service.audit import (
-    EVENT_REASON_CREATE,
-    EVENT_REASON_DELETE,
-    create_message,
-    delete_message,
-    restart_event,
-)
-from service.auth import ANONYMOUS, Caller
-from service.cache import Entry, RestartCache, make_entry
+from service.cache.entries import Entry, make_entry
+from service.cache.store import RestartCache
 from service.config import Settings
-from service.errors import (
+from service.core.crr import build_crr
+from service.core.errors import (
     IdempotencyKeyReused,
     KruiseLagging,
     KubeAlreadyExists,
@@ -30,35 +26,44 @@ from service.errors import (
     RestartExists,
     RestartNotFound,
 )
-from service.guardrails import check_active_cap
-from service.metrics import Metrics
-from service.protocol import KubeAPI, KubeObject
-from service.restarts import (
-    build_crr,
+from service.core.events import (
+    EVENT_REASON_CREATE,
+    EVENT_REASON_DELETE,
+    create_message,
+    delete_message,
+    restart_event,
+)
+from service.core.guardrails import check_active_cap
+from service.core.identity import ANONYMOUS, Caller
+from service.core.naming import generate_name, idempotency_label, idempotent_name, request_hash
+from service.core.objects import KubeObject, uid
+from service.core.reading import crr_idempotency_label, crr_request_hash
+from service.core.rules import (
     check_deadline,
     check_no_active_restart,
     check_pod_restartable,
     classify_rejection,
-    crr_idempotency_label,
-    crr_request_hash,
-    generate_name,
-    idempotency_label,
-    idempotent_name,
     readiness_warnings,
     rejection_detail,
-    request_hash,
     resolve_containers,
 )
-from service.schemas import RestartRequest
+from service.core.schemas import RestartRequest
+from service.kube.port import KubeAPI
+from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
+_INSTANCE = socket.gethostname()  # the replica that reports the Events
+
+
 @dataclass(frozen=True, slots=True)
-class Created:
+class CreateOutcome:
+    """What a create answers: the restart, and whether this request created it (False for a
+    dry run, and for a replay of an earlier request with the same Idempotency-Key)."""
+
     entry: Entry
-    created: bool  # False: an earlier request with the same Idempotency-Key made it
-    dry_run: bool
+    created: bool
 
 
 class RestartOperations:
@@ -80,14 +85,14 @@ class RestartOperations:
         dry_run: bool = False,
         idempotency_key: str | None = None,
         request_id: str | None = None,
-    ) -> Created:
+    ) -> CreateOutcome:
         check_deadline(request, self._settings.max_active_deadline_seconds)
         body_hash = request_hash(request)
         key_label = idempotency_label(namespace, idempotency_key) if idempotency_key else None
         if key_label is not None:
             known = self._cache.find_idempotent(namespace, key_label)
             if known is not None:
-                return self._replay(known, body_hash, dry_run=dry_run)
+                return self._replay(known, body_hash)
         check_active_cap(
             namespace,
             self._cache.current(namespace),
@@ -105,7 +110,7 @@ class RestartOperations:
             # key may have reached our cache meanwhile (it must not count as "in progress")
             known = self._cache.find_idempotent(namespace, key_label)
             if known is not None:
-                return self._replay(known, body_hash, dry_run=dry_run)
+                return self._replay(known, body_hash)
         check_no_active_restart(pod, self._cache.active_for_pod(namespace, request.pod))
         warnings = readiness_warnings(pod)
         version = await to_thread.run_sync(lambda: self._kube.crr_version())
@@ -155,7 +160,7 @@ class RestartOperations:
                 name = generate_name(request.pod)  # a random suffix collided: draw again
                 continue
             if dry_run:
-                return Created(make_entry(obj), created=False, dry_run=True)
+                return CreateOutcome(make_entry(obj), created=False)
             self._metrics.restarts_created.labels(namespace).inc()
             log.info(
                 "restart %s/%s created for pod %s containers %s by %s",
@@ -170,13 +175,13 @@ class RestartOperations:
             self._record_event(
                 namespace,
                 restart.pod,
-                restart.podUID or _uid(pod),
+                restart.podUID or uid(pod),
                 EVENT_REASON_CREATE,
                 create_message(
                     caller.name, containers, restart.name, request.reason, request_id or "-"
                 ),
             )
-            return Created(entry, created=True, dry_run=False)
+            return CreateOutcome(entry, created=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _create_patiently(
@@ -208,14 +213,14 @@ class RestartOperations:
                 raise
             raise kind(rejection_detail(e.detail)) from e
 
-    def _replay(self, entry: Entry, body_hash: str, *, dry_run: bool) -> Created:
+    def _replay(self, entry: Entry, body_hash: str) -> CreateOutcome:
         if entry.request_hash != body_hash:
             raise IdempotencyKeyReused(
                 f"Idempotency-Key was used for restart {entry.restart.name} with a different "
                 "request body",
                 extra={"restart": entry.restart.name},
             )
-        return Created(entry, created=False, dry_run=dry_run)
+        return CreateOutcome(entry, created=False)
 
     async def _resolve_existing(
         self,
@@ -224,7 +229,7 @@ class RestartOperations:
         key_label: str,
         body_hash: str,
         error: KubeAlreadyExists,
-    ) -> Created:
+    ) -> CreateOutcome:
         """Another request (maybe on another replica) created ``name`` first."""
         try:
             obj = await to_thread.run_sync(self._kube.get_crr, namespace, name)
@@ -239,7 +244,7 @@ class RestartOperations:
                 f"Idempotency-Key was used for restart {name} with a different request body",
                 extra={"restart": name},
             ) from error
-        return Created(self._cache.observe(obj), created=False, dry_run=False)
+        return CreateOutcome(self._cache.observe(obj), created=False)
 
     async def delete(
         self,
@@ -280,7 +285,12 @@ class RestartOperations:
         if not self._settings.record_events or not pod:
             return
         body = restart_event(
-            namespace=namespace, pod=pod, pod_uid=pod_uid, reason=reason, message=message
+            namespace=namespace,
+            pod=pod,
+            pod_uid=pod_uid,
+            reason=reason,
+            message=message,
+            instance=_INSTANCE,
         )
         task = asyncio.create_task(self._post_event(namespace, pod, body))
         self._background.add(task)
@@ -299,9 +309,3 @@ class RestartOperations:
         pending = list(self._background)
         if pending:
             await asyncio.wait(pending, timeout=timeout)
-
-
-def _uid(pod: KubeObject) -> str | None:
-    meta = pod.get("metadata")
-    uid = meta.get("uid") if isinstance(meta, dict) else None
-    return uid if isinstance(uid, str) else None

@@ -16,11 +16,11 @@ import httpx
 import yaml
 
 from harness.controlplane import ControlPlane
+from service.app import create_app
 from service.config import Settings
-from service.main import create_app
-from service.testing import serve
 from tests.conftest import pod_is_running, pod_manifest, wait_until
 from tests.rest import Rest
+from tests.support.serving import serve
 from tests.test_deploy import DEPLOY
 
 PROBLEM = "application/problem+json"

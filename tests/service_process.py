@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from service.config import Settings
-from service.testing import free_port
 from tests.conftest import wait_until
+from tests.support.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,10 @@ from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane
 from harness.simulator import Simulator
+from service.app import create_app
 from service.config import Settings
-from service.main import create_app
-from service.testing import serve
 from tests.conftest import MakePod, read_pod, wait_until
+from tests.support.serving import serve
 
 GROUP = "apps.kruise.io"
 PLURAL = "containerrecreaterequests"

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from harness.controlplane import ControlPlane
 from harness.simulator import Simulator
+from service.app import create_app
 from service.config import Settings
-from service.main import create_app
 from tests.auth_helpers import (
     assert_problem,
     bearer,

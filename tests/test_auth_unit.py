@@ -12,23 +12,20 @@ from typing import Any
 
 import pytest
 
-from service.auth import (
-    Caller,
-    KubernetesAuthenticator,
-    KubernetesAuthorizer,
-    TTLCache,
-    load_tokens_file,
-)
+from service.auth.caching import TTLCache
+from service.auth.kube_reviews import KubernetesAuthenticator, KubernetesAuthorizer
+from service.auth.static_tokens import load_tokens_file
 from service.config import Settings
-from service.errors import (
+from service.core.errors import (
     CallerForbidden,
     KubeForbidden,
     KubeUnavailable,
     RateLimited,
     Unauthenticated,
 )
-from service.guardrails import RateLimiter
-from service.protocol import KubeObject
+from service.core.guardrails import RateLimiter
+from service.core.identity import Caller
+from service.core.objects import KubeObject
 from tests.test_service_cache import FakeKube
 
 

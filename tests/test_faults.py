@@ -24,11 +24,11 @@ from kubernetes import client as k8s
 from harness.controlplane import ControlPlane
 from harness.simulator import Simulator
 from service.__main__ import GRACEFUL_SHUTDOWN_SECONDS
-from service.main import create_app
-from service.testing import serve
+from service.app import create_app
 from tests.conftest import MakePod, wait_until
 from tests.faultproxy import FaultProxy
 from tests.service_process import ServiceProcess, open_settings, running_replicas
+from tests.support.serving import serve
 from tests.test_api_restarts import GROUP, PLURAL, assert_problem, crrs_in, follow, restarts_url
 
 Restart = dict[str, Any]

@@ -23,11 +23,11 @@ from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane, running_control_plane
 from harness.simulator import Simulator, running_simulator
-from service.main import create_app
-from service.testing import serve
+from service.app import create_app
 from tests.conftest import pod_is_running, pod_manifest, read_pod, wait_until
 from tests.faultproxy import FaultProxy
 from tests.service_process import open_settings
+from tests.support.serving import serve
 from tests.test_api_restarts import GROUP, PLURAL, follow, restarts_url
 
 

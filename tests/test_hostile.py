@@ -15,10 +15,10 @@ import pytest
 from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane
-from service.main import create_app
-from service.testing import serve
+from service.app import create_app
 from tests.conftest import MakePod, wait_until
 from tests.service_process import open_settings
+from tests.support.serving import serve
 from tests.test_api_restarts import PROBLEM, crrs_in, follow, restarts_url
 
 MAX_BODY = 64 * 1024

@@ -27,11 +27,11 @@ from schemathesis.checks import (
 )
 
 from harness.controlplane import ControlPlane
-from service.main import create_app
+from service.app import create_app
 from service.openapi import OPENAPI_FILE
-from service.testing import serve
 from tests.conftest import MakePod, wait_until
 from tests.service_process import open_settings
+from tests.support.serving import serve
 
 EXAMPLES_PER_OPERATION_AND_MODE = 110
 MINIMUM_CASES = 1000

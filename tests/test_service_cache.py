@@ -9,11 +9,12 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from service.cache import RestartCache
+from service.cache.store import RestartCache
 from service.config import Settings
-from service.errors import KruiseMissing, KubeUnavailable
+from service.core.errors import KruiseMissing, KubeUnavailable
+from service.core.objects import KubeObject
+from service.kube.port import ListResult, WatchEvent
 from service.metrics import Metrics
-from service.protocol import KubeObject, ListResult, WatchEvent
 
 _END = object()
 

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from service.app import create_app
 from service.config import Settings
-from service.errors import (
+from service.core.errors import (
     GatewayError,
     KruiseMissing,
     KubeForbidden,
@@ -21,10 +22,9 @@ from service.errors import (
     KubeTimeout,
     KubeTooManyRequests,
 )
-from service.kube import translate_status
-from service.main import create_app
-from service.protocol import KubeObject
-from service.testing import serve
+from service.core.objects import KubeObject
+from service.kube.translate import translate_status
+from tests.support.serving import serve
 from tests.test_service_cache import FakeKube
 from tests.test_service_rules import pod
 
@@ -154,7 +154,7 @@ def test_a_create_that_timed_out_says_it_may_still_land_and_how_to_find_out() ->
 def test_a_crash_is_500_without_a_stack_trace(caplog: pytest.LogCaptureFixture) -> None:
     kube = RouteKube()
     kube.pod_error = RuntimeError("secret internals at /srv/app.py line 3")
-    with caplog.at_level(logging.CRITICAL, logger="service.problems"), service(kube) as client:
+    with caplog.at_level(logging.CRITICAL, logger="service.http.problems"), service(kube) as client:
         response = client.post(URL, json={"pod": "web-0"})
     body = problem(response, 500)
     assert "secret" not in response.text

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.errors import (
+from service.core.crr import build_crr
+from service.core.errors import (
     ContainerNotStarted,
     DuplicateContainers,
     PodNotFound,
@@ -18,24 +19,19 @@ from service.errors import (
     RestartInProgress,
     UnknownContainers,
 )
-from service.restarts import (
-    DELETED_MESSAGE,
+from service.core.naming import generate_name, idempotent_name, request_hash
+from service.core.reading import DELETED_MESSAGE, is_newer, restart_from_crr
+from service.core.rules import (
     NO_READINESS_GATE_WARNING,
-    build_crr,
     check_deadline,
     check_no_active_restart,
     check_pod_restartable,
     classify_rejection,
-    generate_name,
-    idempotent_name,
-    is_newer,
     readiness_warnings,
     rejection_detail,
-    request_hash,
     resolve_containers,
-    restart_from_crr,
 )
-from service.schemas import DNS1123_SUBDOMAIN, RestartRequest
+from service.core.schemas import DNS1123_SUBDOMAIN, RestartRequest
 
 
 def pod(

@@ -1,8 +1,10 @@
-"""The adapter: the only module that imports ``kubernetes``.
+"""The adapter: ``KubeAPI`` over the official client, the only module that imports
+``kubernetes``.
 
 It speaks raw JSON through the official client's transport (no generated model classes on
-any path), and translates every failure once into ``service.errors``, chained ``from`` the
-transport error. Every method blocks; callers run them in threads.
+any path), and translates every failure once into ``service.core.errors``
+(``service.kube.translate``), chained ``from`` the transport error. Every method blocks;
+callers run them in threads.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import quote
 
 import urllib3
@@ -20,27 +21,12 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import OpenApiException
 
-from service.errors import (
-    KruiseMissing,
-    KubeAlreadyExists,
-    KubeConflict,
-    KubeError,
-    KubeForbidden,
-    KubeGone,
-    KubeInvalid,
-    KubeNotFound,
-    KubeTimeout,
-    KubeTooManyRequests,
-    KubeUnavailable,
-)
-from service.protocol import (
-    CRR_GROUP,
-    CRR_PLURAL,
-    CRR_VERSIONS_PREFERRED,
-    KubeObject,
-    ListResult,
-    WatchEvent,
-)
+from service.core.crr import CRR_GROUP, CRR_PLURAL, CRR_VERSIONS_PREFERRED
+from service.core.errors import KruiseMissing, KubeError, KubeInvalid, KubeNotFound, KubeUnavailable
+from service.core.objects import KubeObject
+from service.kube.port import ListResult
+from service.kube.translate import translate_status, transport_error
+from service.kube.watch import HttpWatchStream
 
 log = logging.getLogger(__name__)
 
@@ -57,115 +43,8 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _status_message(data: bytes, http_reason: str) -> tuple[str, str, dict[str, Any]]:
-    """(message, reason, details) from a ``Status`` body, tolerating anything else."""
-    try:
-        status = json.loads(data)
-    except ValueError:
-        status = None
-    if isinstance(status, dict):
-        message = str(status.get("message") or http_reason)
-        details = status.get("details")
-        return (
-            message,
-            str(status.get("reason") or ""),
-            details if isinstance(details, dict) else {},
-        )
-    text = data.decode("utf-8", "replace").strip()[:500]
-    return text or http_reason, "", {}
-
-
-def translate_status(status: int, data: bytes, headers: Any, http_reason: str = "") -> KubeError:
-    """One table from an apiserver answer to our error classes."""
-    message, reason, _details = _status_message(data, http_reason or f"HTTP {status}")
-    kwargs: dict[str, Any] = {"reason": reason, "code": status}
-    if status in (400, 422):
-        return KubeInvalid(message, **kwargs)
-    if status == 401:
-        return KubeUnavailable(
-            f"the apiserver rejected the service's own credentials: {message}", **kwargs
-        )
-    if status == 403:
-        return KubeForbidden(message, **kwargs)
-    if status == 404:
-        return KubeNotFound(message, **kwargs)
-    if status == 409:
-        if reason == "AlreadyExists":
-            return KubeAlreadyExists(message, **kwargs)
-        return KubeConflict(message, **kwargs)
-    if status == 410:
-        return KubeGone(message, **kwargs)
-    if status == 429:
-        retry_after = headers.get("Retry-After") if headers is not None else None
-        return KubeTooManyRequests(
-            message, headers={"Retry-After": str(retry_after or 1)}, **kwargs
-        )
-    if status == 504 or reason == "Timeout":
-        return KubeTimeout(message, **kwargs)
-    if status >= 500:
-        return KubeUnavailable(message, **kwargs)
-    return KubeError(message, **kwargs)
-
-
-def _transport_error(exc: BaseException, what: str) -> KubeError:
-    cause: BaseException | None = exc
-    if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        cause = exc.reason
-    # NewConnectionError subclasses ConnectTimeoutError for compatibility: refused first
-    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
-    if not refused and isinstance(cause, urllib3.exceptions.TimeoutError):
-        return KubeTimeout(f"{what}: the apiserver did not answer in time")
-    return KubeUnavailable(f"{what}: cannot reach the apiserver ({type(cause).__name__}: {cause})")
-
-
-class _WatchStream:
-    """Newline-delimited JSON watch events from one streaming response."""
-
-    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
-        self._response = response
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        buffer = bytearray()
-        try:
-            for chunk in self._response.stream(65536, decode_content=True):
-                buffer += chunk
-                while (end := buffer.find(b"\n")) >= 0:
-                    line = bytes(buffer[:end])
-                    del buffer[: end + 1]
-                    if line.strip():
-                        yield cast(WatchEvent, json.loads(line))
-            if buffer.strip() and not self._closed:
-                yield cast(WatchEvent, json.loads(bytes(buffer)))
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            if self._closed:
-                return
-            raise KubeUnavailable(f"watch stream broken ({type(e).__name__}: {e})") from e
-        except ValueError as e:
-            if self._closed:
-                return
-            raise KubeError(f"undecodable watch event: {e}") from e
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._response.shutdown()
-        except Exception:  # best effort: the socket may already be gone
-            log.debug("watch shutdown failed", exc_info=True)
-        try:
-            self._response.release_conn()
-        except Exception:
-            log.debug("watch release failed", exc_info=True)
-
-
 class KubeClient:
-    """``service.protocol.KubeAPI`` over the official client's configuration and transport."""
+    """``service.kube.port.KubeAPI`` over the official client's configuration and transport."""
 
     def __init__(
         self,
@@ -228,14 +107,14 @@ class KubeClient:
         except OpenApiException as e:  # the client's own TLS/serialization failures
             raise KubeUnavailable(f"{what}: {e}") from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _transport_error(e, what) from e
+            raise transport_error(e, what) from e
         response: urllib3.BaseHTTPResponse = answer.response
         if 200 <= response.status < 300:
             return response
         try:
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _transport_error(e, what) from e
+            raise transport_error(e, what) from e
         finally:
             response.release_conn()
         raise translate_status(response.status, data, response.headers, response.reason or "")
@@ -253,7 +132,7 @@ class KubeClient:
         try:
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _transport_error(e, what) from e
+            raise transport_error(e, what) from e
         finally:
             response.release_conn()
         try:
@@ -370,7 +249,7 @@ class KubeClient:
 
     def watch_crrs(
         self, namespace: str | None, resource_version: str, *, timeout_seconds: int
-    ) -> _WatchStream:
+    ) -> HttpWatchStream:
         query = [
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
@@ -385,7 +264,7 @@ class KubeClient:
             timeout=(self._timeout, timeout_seconds + _WATCH_READ_SLACK_SECONDS),
             what="watching ContainerRecreateRequests",
         )
-        return _WatchStream(response)
+        return HttpWatchStream(response)
 
     # ------------------------------------------------------------ callers and audit
 

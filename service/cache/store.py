@@ -1,92 +1,28 @@
-"""The CRR watch cache: every status read is answered from here, never from the apiserver.
-
-One list+watch per served namespace (or one cluster-wide), each in its own thread, because
-the official client blocks. A thread parses every event once into a ``Restart`` and its
-encoded JSON, and hands it to the event loop, which owns all the state (no locks on the read
-path). Long polls and SSE streams wait on per-restart events woken by changes.
-"""
+"""The store: the restarts the cache holds, by namespace and name; reads for the routes and
+the operations; waiters that wake long polls and event streams on a change; tombstones of
+deleted CRRs kept for the retention; and the health of every watched scope (readiness, the
+stale warning). It owns its reflector, which feeds it from the apiserver."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from service.cache.entries import Entry, Key, make_entry, tombstone_of
+from service.cache.reflector import Reflector, WatchScope
 from service.config import Settings
-from service.errors import GatewayError, KruiseMissing, KubeError, KubeGone
+from service.core.objects import KubeObject
+from service.core.reading import is_newer
+from service.core.schemas import Restart
+from service.kube.port import KubeAPI
 from service.metrics import Metrics
-from service.protocol import KubeAPI, KubeObject, WatchStream
-from service.restarts import (
-    DELETED_MESSAGE,
-    crr_idempotency_label,
-    crr_request_hash,
-    is_newer,
-    restart_from_crr,
-)
-from service.schemas import Restart
 
 log = logging.getLogger(__name__)
-
-Key = tuple[str, str]  # (namespace, name)
-Scope = str | None  # a namespace, or None for every namespace
-
-
-@dataclass(slots=True, frozen=True)
-class Entry:
-    """One restart, ready to serve."""
-
-    restart: Restart
-    body: bytes  # restart encoded as JSON, once
-    deleted_at: float | None  # monotonic time the CRR was seen deleted (a tombstone)
-    request_hash: str | None
-    idempotency: str | None
-
-    @property
-    def key(self) -> Key:
-        return (self.restart.namespace, self.restart.name)
-
-
-def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
-    restart = restart_from_crr(obj, deleted=deleted_at is not None)
-    return Entry(
-        restart=restart,
-        body=restart.model_dump_json().encode(),
-        deleted_at=deleted_at,
-        request_hash=crr_request_hash(obj),
-        idempotency=crr_idempotency_label(obj),
-    )
-
-
-def _tombstone_of(entry: Entry, now: float) -> Entry:
-    """The entry of a restart whose CRR was deleted with no final object to read: its last
-    state, finished (and failed, if it had not finished)."""
-    restart = entry.restart
-    if not restart.finished:
-        restart = restart.model_copy(
-            update={
-                "finished": True,
-                "result": "Failed",
-                "failureReason": "Deleted",
-                "message": DELETED_MESSAGE,
-            }
-        )
-    return Entry(
-        restart=restart,
-        body=restart.model_dump_json().encode(),
-        deleted_at=now,
-        request_hash=entry.request_hash,
-        idempotency=entry.idempotency,
-    )
-
-
-class _Stopped(Exception):
-    pass
 
 
 @dataclass(slots=True)
@@ -106,19 +42,15 @@ class RestartCache:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._kube = kube
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self._scopes: list[Scope] = [None] if settings.all_namespaces else list(settings.namespaces)
+        scopes: list[WatchScope] = [None] if settings.all_namespaces else list(settings.namespaces)
         self._by_ns: dict[str, dict[str, Entry]] = {}
         self._waiters: dict[Key, asyncio.Event] = {}
-        self._state: dict[Scope, _ScopeState] = {s: _ScopeState() for s in self._scopes}
+        self._state: dict[WatchScope, _ScopeState] = {s: _ScopeState() for s in scopes}
+        self._reflector = Reflector(kube, settings, metrics, self, scopes, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._streams: dict[Scope, WatchStream] = {}
-        self._streams_lock = threading.Lock()
         self._pruner: asyncio.Task[None] | None = None
         self._draining = False
 
@@ -126,31 +58,16 @@ class RestartCache:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for scope in self._scopes:
-            thread = threading.Thread(
-                target=self._reflect,
-                args=(scope,),
-                name=f"crr-watch-{scope or 'all'}",
-                daemon=True,
-            )
-            self._threads.append(thread)
-            thread.start()
+        self._reflector.start(self._loop)
         self._pruner = asyncio.create_task(self._prune_forever(), name="crr-cache-pruner")
 
     async def stop(self) -> None:
-        self._stop.set()
-        with self._streams_lock:
-            streams = list(self._streams.values())
-        for stream in streams:
-            stream.close()
+        self._reflector.stop()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
-        for thread in self._threads:
-            await asyncio.to_thread(thread.join, 5.0)
-            if thread.is_alive():
-                log.warning("watch thread %s did not stop in time", thread.name)
+        await self._reflector.join()
         for event in self._waiters.values():
             event.set()
         self._waiters.clear()
@@ -220,7 +137,8 @@ class RestartCache:
 
     def for_pod(self, namespace: str, pod: str) -> list[Entry]:
         """A pod's restarts, in no particular order: every create asks, so this filters
-        first and never sorts the namespace (3.4 -> 0.5 ms with 10,000 CRRs cached)."""
+        first and never sorts the namespace (BENCHMARKS.md, "Tuning done from these
+        figures")."""
         entries = self._by_ns.get(namespace, {})
         mine = (self._live(e) for e in entries.values() if e.restart.pod == pod)
         return [e for e in mine if e is not None]
@@ -287,7 +205,7 @@ class RestartCache:
         current = self._by_ns.get(namespace, {}).get(name)
         if current is None or current.deleted_at is not None:
             return current
-        entry = _tombstone_of(current, self._clock())
+        entry = tombstone_of(current, self._clock())
         self._put(entry)
         self._update_gauges()
         return entry
@@ -310,7 +228,7 @@ class RestartCache:
         if event is not None:
             event.set()
 
-    def _apply_event(self, kind: str, entry: Entry) -> None:
+    def apply_event(self, kind: str, entry: Entry) -> None:
         self._metrics.watch_events.labels(kind).inc()
         namespace, name = entry.key
         current = self._by_ns.get(namespace, {}).get(name)
@@ -327,7 +245,7 @@ class RestartCache:
             self._put(entry)
         self._update_gauges()
 
-    def _apply_list(self, scope: Scope, entries: list[Entry], now: float) -> None:
+    def apply_list(self, scope: WatchScope, entries: list[Entry], now: float) -> None:
         seen: set[Key] = set()
         for entry in entries:
             seen.add(entry.key)
@@ -344,7 +262,7 @@ class RestartCache:
         for namespace in namespaces:
             for name, current in list(self._by_ns.get(namespace, {}).items()):
                 if current.deleted_at is None and (namespace, name) not in seen:
-                    self._put(_tombstone_of(current, now))
+                    self._put(tombstone_of(current, now))
         state = self._state[scope]
         state.synced = True
         state.healthy = True
@@ -352,7 +270,7 @@ class RestartCache:
         state.unhealthy_since = None
         self._update_gauges()
 
-    def _set_unhealthy(self, scope: Scope, error: str, since: datetime) -> None:
+    def set_unhealthy(self, scope: WatchScope, error: str, since: datetime) -> None:
         state = self._state[scope]
         if state.healthy or state.unhealthy_since is None:
             state.unhealthy_since = since
@@ -395,104 +313,6 @@ class RestartCache:
         while True:
             await asyncio.sleep(interval)
             self.prune()
-
-    # ---------------------------------------------------------------- the reflector threads
-
-    def _post(self, callback: Callable[..., None], *args: object) -> None:
-        if self._stop.is_set() or self._loop is None:
-            raise _Stopped
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError as e:  # the loop is closed
-            raise _Stopped from e
-
-    def _reflect(self, scope: Scope) -> None:
-        label = scope or "*"
-        backoff = self._settings.relist_backoff_initial_seconds
-        first = True
-        while not self._stop.is_set():
-            reason = "error"
-            try:
-                resource_version = self._list(scope, refresh=not first)
-                first = False
-                backoff = self._settings.relist_backoff_initial_seconds
-                self._watch(scope, resource_version)
-            except _Stopped:
-                return
-            except KubeGone:
-                reason = "expired"
-                log.info("watch of CRRs in %s expired; relisting", label)
-                self._metrics.watch_restarts.labels(label, reason).inc()
-                continue  # relist at once: the apiserver is fine
-            except Exception as e:
-                if self._stop.is_set():
-                    return
-                reason = "kruise-missing" if isinstance(e, KruiseMissing) else "error"
-                message = e.detail if isinstance(e, GatewayError) else f"{type(e).__name__}: {e}"
-                if not isinstance(e, KubeError | KruiseMissing):
-                    log.exception("watch of CRRs in %s failed", label)
-                else:
-                    log.warning("watch of CRRs in %s failed: %s", label, message)
-                with contextlib.suppress(_Stopped):
-                    self._post(self._set_unhealthy, scope, message, datetime.now(UTC))
-                self._metrics.watch_restarts.labels(label, reason).inc()
-            jitter = random.uniform(0.8, 1.2)
-            if self._stop.wait(backoff * jitter):
-                return
-            backoff = min(backoff * 2, self._settings.relist_backoff_max_seconds)
-
-    def _list(self, scope: Scope, *, refresh: bool) -> str:
-        self._kube.crr_version(refresh=refresh)
-        result = self._kube.list_crrs(scope)
-        entries = [make_entry(item) for item in result.items]
-        self._post(self._apply_list, scope, entries, self._clock())
-        return result.resource_version
-
-    def _watch(self, scope: Scope, resource_version: str) -> None:
-        """Watch until the stream breaks; a clean end (server timeout) re-watches from the
-        last version seen. Raises on errors so the caller relists."""
-        while not self._stop.is_set():
-            timeout = int(self._settings.watch_timeout_seconds * random.uniform(0.9, 1.0)) or 1
-            stream = self._kube.watch_crrs(scope, resource_version, timeout_seconds=timeout)
-            with self._streams_lock:
-                self._streams[scope] = stream
-            if self._stop.is_set():
-                stream.close()
-                raise _Stopped
-            try:
-                for event in stream:
-                    resource_version = self._handle(event, resource_version)
-            finally:
-                stream.close()
-                with self._streams_lock:
-                    self._streams.pop(scope, None)
-            if self._stop.is_set():
-                raise _Stopped
-
-    def _handle(self, event: dict[str, object] | object, resource_version: str) -> str:
-        if not isinstance(event, dict):
-            raise KubeError("malformed watch event")
-        kind = event.get("type")
-        obj = event.get("object")
-        if not isinstance(obj, dict):
-            raise KubeError(f"malformed watch event of type {kind}")
-        if kind == "ERROR":
-            code = obj.get("code")
-            message = str(obj.get("message") or "watch error")
-            if code == 410 or obj.get("reason") in ("Expired", "Gone"):
-                raise KubeGone(message, code=410)
-            raise KubeError(f"watch error: {message}", code=code if isinstance(code, int) else 0)
-        metadata = obj.get("metadata")
-        new_version = (
-            str(metadata.get("resourceVersion") or "") if isinstance(metadata, dict) else ""
-        )
-        if kind == "BOOKMARK":
-            return new_version or resource_version
-        if kind not in ("ADDED", "MODIFIED", "DELETED"):
-            raise KubeError(f"unknown watch event type {kind}")
-        entry = make_entry(obj, deleted_at=self._clock() if kind == "DELETED" else None)
-        self._post(self._apply_event, str(kind), entry)
-        return new_version or resource_version
 
     # ---------------------------------------------------------------- test helpers
 

@@ -1,22 +1,17 @@
-"""The small protocol the rest of the service uses to talk to Kubernetes.
+"""The port: what the rest of the service asks of Kubernetes, as a small protocol.
 
-``service.kube.KubeClient`` implements it with the official client; nothing else imports
-``kubernetes``. Every method blocks (run it in a thread) and raises only
-``service.errors.KubeError`` subclasses (or ``KruiseMissing``). Objects are plain JSON dicts.
+``service.kube.adapter.KubeClient`` implements it with the official client; tests implement
+it with fakes. Every method blocks (run it in a thread) and raises only
+``service.core.errors.KubeError`` subclasses (or ``KruiseMissing``). Objects are plain JSON
+dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, TypedDict
+from typing import Literal, NamedTuple, Protocol, TypedDict
 
-KubeObject = dict[str, Any]
-"""A raw Kubernetes object as decoded from JSON (pods, CRRs, Status...)."""
-
-CRR_GROUP = "apps.kruise.io"
-CRR_PLURAL = "containerrecreaterequests"
-CRR_KIND = "ContainerRecreateRequest"
-CRR_VERSIONS_PREFERRED = ("v1beta1", "v1alpha1")
+from service.core.objects import KubeObject
 
 
 class WatchEvent(TypedDict):

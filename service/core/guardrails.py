@@ -13,8 +13,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from service.errors import ActiveRestartsCapped, RateLimited
-from service.schemas import Restart
+from service.core.errors import ActiveRestartsCapped, RateLimited
+from service.core.schemas import Restart
 
 ACTIVE_CAP_RETRY_AFTER_SECONDS = 5
 

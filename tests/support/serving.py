@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from service.main import begin_shutdown
+from service.app import begin_shutdown
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.errors import PROBLEM_BASE, GatewayError, RequestInvalid
+from service.core.errors import PROBLEM_BASE, GatewayError, RequestInvalid
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""Our exception hierarchy. The adapter translates Kubernetes errors into these once;
-the rules raise the domain ones; the web layer renders each base class as problem+json."""
+"""Our exception hierarchy. The adapter translates Kubernetes errors into these once
+(``service.kube.translate``); the rules raise the domain ones; the web layer renders each
+base class as problem+json (``service.http.problems``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,64 @@
+"""One restart as the cache holds it: parsed once, encoded once, ready to serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.core.objects import KubeObject
+from service.core.reading import (
+    DELETED_MESSAGE,
+    crr_idempotency_label,
+    crr_request_hash,
+    restart_from_crr,
+)
+from service.core.schemas import Restart
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(slots=True, frozen=True)
+class Entry:
+    """One restart, ready to serve."""
+
+    restart: Restart
+    body: bytes  # restart encoded as JSON, once
+    deleted_at: float | None  # monotonic time the CRR was seen deleted (a tombstone)
+    request_hash: str | None
+    idempotency: str | None
+
+    @property
+    def key(self) -> Key:
+        return (self.restart.namespace, self.restart.name)
+
+
+def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
+    restart = restart_from_crr(obj, deleted=deleted_at is not None)
+    return Entry(
+        restart=restart,
+        body=restart.model_dump_json().encode(),
+        deleted_at=deleted_at,
+        request_hash=crr_request_hash(obj),
+        idempotency=crr_idempotency_label(obj),
+    )
+
+
+def tombstone_of(entry: Entry, now: float) -> Entry:
+    """The entry of a restart whose CRR was deleted with no final object to read: its last
+    state, finished (and failed, if it had not finished)."""
+    restart = entry.restart
+    if not restart.finished:
+        restart = restart.model_copy(
+            update={
+                "finished": True,
+                "result": "Failed",
+                "failureReason": "Deleted",
+                "message": DELETED_MESSAGE,
+            }
+        )
+    return Entry(
+        restart=restart,
+        body=restart.model_dump_json().encode(),
+        deleted_at=now,
+        request_hash=entry.request_hash,
+        idempotency=entry.idempotency,
+    )

@@ -1,0 +1,136 @@
+"""The rules a create must pass, over plain dicts: what kruise's webhook would refuse, checked
+before we ask it, and how to read its refusals when the pod changed in between.
+
+The checks mirror kruise v1.9.0's CRR mutating webhook
+(``pkg/webhook/containerrecreaterequest/mutating/crr_mutating_handler.go``) and keep its
+messages, so a caller sees the same words whether we or the webhook refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from service.core.crr import KRUISE_POD_READY, SIDECAR_TERMINATED
+from service.core.errors import (
+    ContainerNotStarted,
+    DuplicateContainers,
+    GatewayError,
+    PodNotFound,
+    PodNotRestartable,
+    RequestInvalid,
+    RestartInProgress,
+    UnknownContainers,
+)
+from service.core.objects import KubeObject, dict_items, metadata, section
+from service.core.schemas import Restart, RestartRequest
+
+NO_READINESS_GATE_WARNING = (
+    f"pod has no {KRUISE_POD_READY} readiness gate: unreadyGracePeriodSeconds will not take "
+    "it out of Service endpoints before its containers are killed"
+)
+
+
+def check_deadline(request: RestartRequest, max_active_deadline_seconds: int) -> None:
+    if request.activeDeadlineSeconds > max_active_deadline_seconds:
+        raise RequestInvalid(
+            f"activeDeadlineSeconds can not be more than {max_active_deadline_seconds}s "
+            "(the configured maximum)",
+            extra={"maxActiveDeadlineSeconds": max_active_deadline_seconds},
+        )
+
+
+def pod_container_names(pod: KubeObject) -> list[str]:
+    return [str(c.get("name")) for c in dict_items(section(pod, "spec"), "containers")]
+
+
+def check_pod_restartable(pod: KubeObject) -> None:
+    """Refuse a pod that is not active or not on a node (kruise's webhook answers 400;
+    it is a state conflict, so 409 here)."""
+    status = section(pod, "status")
+    active = status.get("phase") not in ("Succeeded", "Failed") and not metadata(pod).get(
+        "deletionTimestamp"
+    )
+    sidecar_terminated = any(
+        c.get("type") == SIDECAR_TERMINATED for c in dict_items(status, "conditions")
+    )
+    if not active and not sidecar_terminated:
+        raise PodNotRestartable("not allowed to recreate containers in an inactive Pod")
+    if not section(pod, "spec").get("nodeName"):
+        raise PodNotRestartable("not allowed to recreate containers in a pending Pod")
+
+
+def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list[str]:
+    """The containers to recreate: the requested ones, checked, or every container in
+    ``spec.containers``. Every one must have a ``containerID`` already."""
+    valid = pod_container_names(pod)
+    names = list(requested) if requested else valid
+    duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
+    if duplicates:
+        raise DuplicateContainers(
+            "; ".join(f"can not recreate {d} multi times" for d in duplicates),
+            duplicates=duplicates,
+        )
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise UnknownContainers(
+            "; ".join(f"container {u} not found in Pod" for u in unknown)
+            + f" (containers: {', '.join(valid)})",
+            unknown=unknown,
+            valid=valid,
+        )
+    statuses = {
+        str(s.get("name")): s for s in dict_items(section(pod, "status"), "containerStatuses")
+    }
+    for name in names:
+        status = statuses.get(name)
+        if status is None:
+            raise ContainerNotStarted(f"not found {name} containerStatus in Pod Status")
+        if not status.get("containerID"):
+            raise ContainerNotStarted(
+                f"no containerID in {name} containerStatus, "
+                "maybe the container has not been initialized"
+            )
+    return names
+
+
+def check_no_active_restart(pod: KubeObject, restarts: Iterable[Restart]) -> None:
+    """kruise recreates one CRR per pod at a time; a second one queues and can hang."""
+    uid = metadata(pod).get("uid")
+    for restart in restarts:
+        if restart.finished or (restart.podUID and uid and restart.podUID != uid):
+            continue
+        raise RestartInProgress(
+            f"restart {restart.name} is still active on pod {restart.pod} "
+            f"(phase {restart.phase}); wait for it to finish or delete it",
+            extra={"activeRestart": restart.name},
+        )
+
+
+def readiness_warnings(pod: KubeObject) -> list[str]:
+    gates = dict_items(section(pod, "spec"), "readinessGates")
+    if any(g.get("conditionType") == KRUISE_POD_READY for g in gates):
+        return []
+    return [NO_READINESS_GATE_WARNING]
+
+
+_DENIED = "denied the request: "
+
+
+def classify_rejection(message: str) -> type[GatewayError] | None:
+    """What kind of our errors a webhook denial is, when the pod changed between our checks
+    and the webhook's (a race): the same answer as if we had seen it ourselves."""
+    text = message.split(_DENIED, 1)[1] if _DENIED in message else message
+    if text.startswith("no found Pod named"):
+        return PodNotFound
+    if text.startswith("not allowed to recreate containers in"):
+        return PodNotRestartable
+    if text.startswith("no containerID in") or (
+        text.startswith("not found ") and "containerStatus" in text
+    ):
+        return ContainerNotStarted
+    return None
+
+
+def rejection_detail(message: str) -> str:
+    return message.split(_DENIED, 1)[1] if _DENIED in message else message

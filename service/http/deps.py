@@ -1,0 +1,154 @@
+"""Every dependency of the routes, once: the app's services, the path parameters, and the
+authorized request of each action.
+
+The authorized request runs, in order, before anything about the target is looked up
+(docs/auth.md):
+
+1. no ``Authorization: Bearer`` token: 401 (mode ``none`` skips authentication);
+2. a namespace the service does not serve: 403, before any apiserver call;
+3. authentication (``service.auth``): a TokenReview or the tokens file, else 401;
+4. authorization: a SubjectAccessReview or the tokens file's namespaces, else 403;
+5. the per-caller rate limit (``service.core.guardrails``), else 429.
+
+Creates and deletes open their audit record (``service.http.audit``) once the caller is
+known, so a denied request is audited too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.auth.facade import Auth
+from service.cache.store import RestartCache
+from service.config import Settings
+from service.core.errors import CacheNotReady, NamespaceNotServed, Unauthenticated
+from service.core.identity import Action, Caller
+from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
+from service.http.audit import AuditRecord, request_id_of, start_audit
+from service.metrics import Metrics
+from service.operations import RestartOperations
+
+MAX_TOKEN_LENGTH = 16384
+
+# ---------------------------------------------------------------- the app's services
+
+
+@dataclass(frozen=True, slots=True)
+class AppServices:
+    """What the routes need, built by the app's lifespan and kept in ``app.state``."""
+
+    settings: Settings
+    cache: RestartCache
+    operations: RestartOperations
+    metrics: Metrics
+
+
+def services_of(request: Request) -> AppServices | None:
+    """The running app's services; None until the lifespan has started them."""
+    services: AppServices | None = getattr(request.app.state, "services", None)
+    return services
+
+
+async def get_services(request: Request) -> AppServices:
+    services = services_of(request)
+    if services is None:
+        raise CacheNotReady("the service is starting")
+    return services
+
+
+ServicesDep = Annotated[AppServices, Depends(get_services)]
+
+# ---------------------------------------------------------------- path parameters
+
+NamespacePath = Annotated[
+    str,
+    Path(min_length=1, max_length=63, pattern=DNS1123_LABEL, description="Kubernetes namespace"),
+]
+NamePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="restart name (a DNS-1123 subdomain, as every Kubernetes object name)",
+    ),
+]
+
+# ---------------------------------------------------------------- callers
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A Kubernetes service-account token (TokenReview; ideally audience-scoped "
+    "to crr-gateway) or a token from the service's tokens file. See docs/auth.md.",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(slots=True)
+class AuthorizedRequest:
+    """A request that passed authentication, authorization and the rate limit: who, its
+    request id, and (creates and deletes) its audit record, which the route completes."""
+
+    caller: Caller
+    request_id: str
+    audit: AuditRecord | None
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
+        raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+    token = credentials.credentials.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or " " in token:
+        raise Unauthenticated("the bearer token is not valid", invalid_token=True)
+    return token
+
+
+def _authorizing(action: Action) -> Callable[..., Awaitable[AuthorizedRequest]]:
+    audited = action in ("create", "delete")
+
+    async def dependency(
+        request: Request, namespace: NamespacePath, credentials: BearerDep
+    ) -> AuthorizedRequest:
+        auth: Auth | None = getattr(request.app.state, "auth", None)
+        if auth is None:
+            raise CacheNotReady("the service is starting")
+        settings = auth.settings
+        token = _token(credentials) if auth.required else ""
+        if not settings.serves(namespace):
+            raise NamespaceNotServed(f"namespace {namespace} is not served by this service")
+        caller = await auth.authenticate(token)
+        request_id = request_id_of(request)
+        record = None
+        if audited:
+            record = await start_audit(request, action, namespace, caller, request_id)
+        await auth.authorize(caller, namespace, action)
+        if action == "create" or settings.rate_limit_all_requests:
+            auth.limiter.take(caller.name)
+        return AuthorizedRequest(caller, request_id, record)
+
+    dependency.__name__ = f"authorize_{action}"
+    return dependency
+
+
+_DEPENDENCIES: dict[Action, Callable[..., Awaitable[AuthorizedRequest]]] = {
+    action: _authorizing(action) for action in ("create", "delete", "get", "list", "watch")
+}
+
+
+def authorized(action: Action) -> Any:
+    """``Depends`` for a route doing ``action`` (one function per action, so FastAPI can
+    reuse its result within a request)."""
+    return Depends(_DEPENDENCIES[action])
+
+
+AuthorizedCreate = Annotated[AuthorizedRequest, authorized("create")]
+AuthorizedDelete = Annotated[AuthorizedRequest, authorized("delete")]
+AuthorizedGet = Annotated[AuthorizedRequest, authorized("get")]
+AuthorizedList = Annotated[AuthorizedRequest, authorized("list")]
+AuthorizedWatch = Annotated[AuthorizedRequest, authorized("watch")]

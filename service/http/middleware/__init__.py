@@ -1,0 +1,4 @@
+"""The three ASGI middlewares, outermost first as ``service.app`` adds them:
+``request_context`` (request ids in and out, the audit line of every create and delete),
+``metrics`` (counts and times requests; an unhandled exception becomes a problem+json 500) and
+``body_limit`` (413 and 415 before any route reads a body)."""

@@ -1,0 +1,98 @@
+"""The OpenAPI description of each route's answers: statuses, models and headers. Only the
+documentation reads these tables; the answers themselves come from the routes and the one
+problem table (``service.http.problems``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.core.schemas import Problem, Restart, RestartList
+from service.http.problems import PROBLEM_JSON
+
+STALE_HEADER = {
+    "Warning": {
+        "description": '`299 - "stale: ..."` while the watch has lost the apiserver: the '
+        "answer is the last state seen, changes since then are not in it yet",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "model": Problem, "content": {PROBLEM_JSON: {}}}
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: problem_response("no bearer token, or one that does not authenticate"),
+    403: problem_response("the namespace is not served, or the caller may not do this there"),
+    422: problem_response("the request is not valid"),
+    503: problem_response("not ready, the apiserver is unreachable, or OpenKruise is missing"),
+}
+
+
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "dry run, or a repeat of an earlier request with the same Idempotency-Key",
+        "model": Restart,
+    },
+    201: {
+        "description": "created",
+        "model": Restart,
+        "headers": {
+            "Location": {"description": "the restart", "schema": {"type": "string"}},
+            "Warning": {
+                "description": "299 warnings, also in the body",
+                "schema": {"type": "string"},
+            },
+        },
+    },
+    404: problem_response("the pod does not exist"),
+    409: problem_response(
+        "the pod is not active or not scheduled, a container has no containerID yet, a "
+        "restart is already active on the pod, or the name is taken"
+    ),
+    422: problem_response(
+        "the body is not valid, names unknown or duplicate containers, reuses an "
+        "Idempotency-Key with another body, or Kubernetes refused it"
+    ),
+    401: COMMON_ERRORS[401],
+    403: COMMON_ERRORS[403],
+    429: problem_response(
+        "the caller's rate limit is spent, or the namespace has too many active "
+        "restarts (see Retry-After)"
+    ),
+    400: problem_response("the body cannot be decoded (not UTF-8 JSON, or nested too deeply)"),
+    413: problem_response("the body is larger than the configured limit"),
+    415: problem_response("the body is not JSON"),
+    503: COMMON_ERRORS[503],
+    504: problem_response("the apiserver did not answer in time"),
+}
+
+GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the restart", "model": Restart, "headers": STALE_HEADER},
+    404: problem_response("no such restart (or its retention has passed)"),
+    **COMMON_ERRORS,
+}
+
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a page of restarts", "model": RestartList, "headers": STALE_HEADER},
+    **COMMON_ERRORS,
+}
+
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`event: restart` with the restart as `data` and its "
+        "resourceVersion as `id`, on every change; comment heartbeats in between; "
+        "the stream ends after the finished snapshot",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    404: problem_response("no such restart"),
+    **COMMON_ERRORS,
+}
+
+DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the restart's last state", "model": Restart},
+    404: problem_response("no such restart"),
+    **COMMON_ERRORS,
+    504: problem_response("the apiserver did not answer in time"),
+}

@@ -1,0 +1,1 @@
+"""One router per resource: ``restarts`` (``/v1``) and ``monitoring`` (probes, metrics)."""
