@@ -130,13 +130,12 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="larger request bodies are refused with 413"
     )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
-    list_default_limit: int = Field(default=100, ge=1)
     list_max_limit: int = Field(default=500, ge=1)
     log_level: str = "info"
     access_log: bool = Field(
         default=False,
-        description="log every HTTP request (uvicorn's access log); off by default: it cost "
-        "about 30% of status-poll throughput, and creates/deletes have audit lines anyway",
+        description="log every HTTP request (uvicorn's access log); off by default: it costs "
+        "status-poll throughput (BENCHMARKS.md), and creates/deletes have audit lines anyway",
     )
     keep_alive_seconds: int = Field(
         default=75,
@@ -147,14 +146,14 @@ class Settings(BaseSettings):
     )
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio",
-        description="the event loop uvicorn runs; asyncio's by default: under 500 concurrent "
-        "pollers uvloop left some connections waiting seconds (p99 ~5 s against ~0.2 s) at "
-        "the same throughput (BENCHMARKS.md)",
+        description="the event loop uvicorn runs; asyncio's by default: under hundreds of "
+        "concurrent pollers uvloop left some connections waiting for seconds at the same "
+        "throughput (BENCHMARKS.md, Tuning done from these figures)",
     )
 
     @field_validator("namespaces", "auth_audiences", mode="before")
     @classmethod
-    def _split_namespaces(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from service.app import create_app
 from service.config import Settings
 
@@ -17,8 +19,6 @@ def spec() -> dict[str, Any]:
 
 
 def render() -> str:
-    import yaml  # a dev dependency: only this generator needs it
-
     return yaml.safe_dump(spec(), sort_keys=False, allow_unicode=True, width=100)
 
 

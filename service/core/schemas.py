@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +12,6 @@ DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 INT32_MAX = 2**31 - 1
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
-NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 
 FailurePolicy = Literal["Fail", "Ignore"]
 Phase = Literal["Pending", "Recreating", "Completed"]
@@ -163,8 +162,3 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
-
-
-class Health(_Model):
-    status: Literal["ok", "unavailable"]
-    checks: dict[str, Any] = Field(default_factory=dict)
