@@ -38,23 +38,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RestartRequest(_Model):
-    """Body of ``POST /v1/namespaces/{namespace}/restarts``."""
+class RestartStrategyFields(_Model):
+    """How kruise recreates a pod's containers: the fields a restart and a rollout share (a
+    rollout applies them to each pod's restart), with the service's default strategy."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    pod: ObjectName = Field(description="name of the pod whose containers are recreated")
-    containers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
-        default=None,
-        max_length=256,
-        description="container names; absent or empty means every container in spec.containers",
-    )
-    name: ObjectName | None = Field(
-        default=None, description="name of the restart; generated from the pod name when absent"
-    )
-    reason: str | None = Field(
-        default=None, max_length=256, description="why; recorded on the restart"
-    )
     failurePolicy: FailurePolicy = Field(
         default=DEFAULT_FAILURE_POLICY,
         description="Fail: stop at the first container that fails; Ignore: go on",
@@ -93,6 +80,25 @@ class RestartRequest(_Model):
     )
     forceRecreate: bool | None = Field(
         default=None, description="kill even while the container is still starting"
+    )
+
+
+class RestartRequest(RestartStrategyFields):
+    """Body of ``POST /v1/namespaces/{namespace}/restarts``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pod: ObjectName = Field(description="name of the pod whose containers are recreated")
+    containers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None,
+        max_length=256,
+        description="container names; absent or empty means every container in spec.containers",
+    )
+    name: ObjectName | None = Field(
+        default=None, description="name of the restart; generated from the pod name when absent"
+    )
+    reason: str | None = Field(
+        default=None, max_length=256, description="why; recorded on the restart"
     )
 
 
