@@ -48,7 +48,7 @@ def package(name: str) -> str:
 
 
 def kruise_version() -> str:
-    text = (REPO / "tests" / "cluster" / "go.mod").read_text()
+    text = (REPO / "harness" / "go.mod").read_text()
     match = re.search(r"github\.com/openkruise/kruise (v\S+)", text)
     return match.group(1) if match else "unknown"
 
