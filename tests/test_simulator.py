@@ -322,11 +322,11 @@ def test_unready_grace_period_with_the_kruise_readiness_gate(
     crr = wait_completed(kube, simulator, namespace, "crr")
     assert states(crr)["app"]["phase"] == "Succeeded"
 
-    grace = condition(crr, "PreRecreateGrace")
-    if grace is not None:  # v1beta1; v1alpha1 shows the unready-acquired annotation instead
-        killed = container_status(read_pod(kube, namespace, "gated"), "app")
-        finished = parse(killed["lastState"]["terminated"]["finishedAt"])
-        assert finished >= parse(grace["lastTransitionTime"]) + timedelta(seconds=2)
+    grace = condition(crr, "PreRecreateGrace")  # the daemon works with v1beta1 only
+    assert grace is not None and grace["status"] == "True"
+    killed = container_status(read_pod(kube, namespace, "gated"), "app")
+    finished = parse(killed["lastState"]["terminated"]["finishedAt"])
+    assert finished >= parse(grace["lastTransitionTime"]) + timedelta(seconds=2)
     wait_until("pod Ready again", pod_ready)
 
 

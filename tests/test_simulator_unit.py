@@ -1,4 +1,5 @@
-"""The simulator's pure decisions, checked on plain dicts (no cluster, no client mocks)."""
+"""The simulated kruise-daemon's pure decisions and the work queue, checked on plain dicts
+(no cluster, no client mocks). The kubelet's are in test_simulator_node_unit.py."""
 
 from __future__ import annotations
 
@@ -6,38 +7,27 @@ import json
 import math
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from harness.simulator.daemon import (
-    RuntimeContainer,
     Step,
+    choose_crr_version,
     current_recreate_states,
     manage_step,
+    newest_containers,
     pick_crr,
     recreate_state,
-    runtime_containers,
     runtime_error,
     sync_container_statuses,
     unready_grace_remaining,
 )
-from harness.simulator.kubelet import (
-    image_id,
-    kubelet_action,
-    merge_conditions,
-    pod_ready_condition,
-    readiness_update,
-    restarted_container_status,
-    running_pod_status,
-)
-from harness.simulator.objects import (
-    ANNOTATION_SYNC_STATUSES,
-    ANNOTATION_UNREADY_ACQUIRED,
-    format_time,
-)
-from harness.simulator.plumbing import WorkQueue
+from harness.simulator.objects import ANNOTATION_SYNC_STATUSES, ANNOTATION_UNREADY_ACQUIRED
+from harness.simulator.plumbing import RateLimiter, WorkQueue
+from harness.simulator.runtime import Container
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -81,8 +71,16 @@ def crr(
     }
 
 
-def running(name: str, container_id: str, *, age: float = 60.0, restarts: int = 0) -> Any:
-    return RuntimeContainer(name, container_id, True, NOW - timedelta(seconds=age), restarts)
+def running(name: str, container_id: str, *, age: float = 60.0, restarts: int = 0) -> Container:
+    return Container(container_id, "uid-1", name, "img", restarts, NOW - timedelta(seconds=age))
+
+
+def exited(name: str, container_id: str, *, restarts: int = 0) -> Container:
+    return replace(
+        running(name, container_id, restarts=restarts),
+        finished_at=NOW - timedelta(seconds=1),
+        exit_code=143,
+    )
 
 
 def synced(name: str, *, ready: bool = True) -> Obj:
@@ -138,42 +136,25 @@ def test_pick_skips_finished_and_breaks_ties_by_name() -> None:
 # -- the runtime view -------------------------------------------------------------------------
 
 
-def pod(statuses: list[Obj], uid: str = "uid-1") -> Obj:
-    return {"metadata": {"uid": uid}, "status": {"containerStatuses": statuses}}
+def test_the_daemon_sees_the_newest_container_of_each_name() -> None:
+    old = exited("a", OLD["a"])
+    new = running("a", NEW["a"], restarts=1)
+    assert newest_containers({"a": [new, old], "b": []}) == {"a": new}
 
 
-def test_runtime_containers_running_exited_and_missing() -> None:
-    started = "2026-11-27T11:00:00Z"
-    view = runtime_containers(
-        pod(
-            [
-                {
-                    "name": "a",
-                    "containerID": OLD["a"],
-                    "restartCount": 2,
-                    "state": {"running": {"startedAt": started}},
-                },
-                {
-                    "name": "b",
-                    "restartCount": 1,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                    "lastState": {"terminated": {"containerID": OLD["b"], "exitCode": 1}},
-                },
-                {"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}},
-            ]
-        ),
-        "uid-1",
-    )
-    assert view["a"] == RuntimeContainer(
-        "a", OLD["a"], True, datetime(2026, 11, 27, 11, tzinfo=UTC), 2
-    )
-    assert view["b"].running is False and view["b"].container_id == OLD["b"]
-    assert "c" not in view
-
-
-def test_runtime_containers_of_a_gone_or_replaced_pod_is_empty() -> None:
-    assert runtime_containers(None, "uid-1") == {}
-    assert runtime_containers(pod([], uid="uid-2"), "uid-1") == {}
+@pytest.mark.parametrize(
+    ("served", "usable", "chosen"),
+    [
+        ({"v1alpha1", "v1beta1"}, ("v1beta1",), "v1beta1"),
+        ({"v1alpha1"}, ("v1beta1",), None),  # the real daemon: nothing to work with
+        ({"v1alpha1"}, ("v1beta1", "v1alpha1"), "v1alpha1"),  # the opt-in
+        ({"v1alpha1", "v1beta1"}, ("v1beta1", "v1alpha1"), "v1beta1"),
+    ],
+)
+def test_the_crr_version_is_the_first_usable_one_served(
+    served: set[str], usable: tuple[str, ...], chosen: str | None
+) -> None:
+    assert choose_crr_version(served, usable) == chosen
 
 
 # -- container states -------------------------------------------------------------------------
@@ -221,8 +202,8 @@ def test_states_read_the_v1alpha1_annotation_too() -> None:
 
 
 def test_states_exited_container_is_recreating_and_final_states_stick() -> None:
-    exited = RuntimeContainer("a", OLD["a"], False, None, 0)
-    assert current_recreate_states(crr(), {"a": exited}, NOW) == [recreate_state("a", "Recreating")]
+    gone = exited("a", OLD["a"])
+    assert current_recreate_states(crr(), {"a": gone}, NOW) == [recreate_state("a", "Recreating")]
     failed = recreate_state("a", "Failed", message="kill container error: boom")
     request = crr(states=[failed])
     assert current_recreate_states(request, {"a": running("a", OLD["a"])}, NOW) == [failed]
@@ -378,130 +359,6 @@ def test_unready_grace_reads_the_v1alpha1_annotation() -> None:
     assert unready_grace_remaining(request, NOW) is None
 
 
-# -- kubelet ------------------------------------------------------------------------------------
-
-
-def test_restarted_container_status() -> None:
-    before = {
-        "name": "a",
-        "image": "img",
-        "containerID": OLD["a"],
-        "restartCount": 2,
-        "ready": True,
-        "state": {"running": {"startedAt": "2026-11-27T11:00:00Z"}},
-        "lastState": {},
-    }
-    after = restarted_container_status(before, NEW["a"], NOW)
-    assert after["containerID"] == NEW["a"]
-    assert after["restartCount"] == 3
-    assert after["state"] == {"running": {"startedAt": "2026-11-27T12:00:00Z"}}
-    assert after["lastState"]["terminated"] == {
-        "exitCode": 137,
-        "reason": "Error",
-        "startedAt": "2026-11-27T11:00:00Z",
-        "finishedAt": "2026-11-27T12:00:00Z",
-        "containerID": OLD["a"],
-    }
-    assert after["ready"] and after["started"] and after["image"] == "img"
-
-
-@pytest.mark.parametrize(
-    ("spec", "metadata", "phase", "action"),
-    [
-        ({}, {}, None, "bind"),
-        ({"schedulingGates": [{"name": "g"}]}, {}, None, None),
-        ({}, {"deletionTimestamp": "x"}, None, None),
-        ({"nodeName": "other"}, {}, None, None),
-        ({"nodeName": "node"}, {"deletionTimestamp": "x"}, "Running", "delete"),
-        ({"nodeName": "node"}, {}, "Pending", "start"),
-        ({"nodeName": "node"}, {}, None, "start"),
-        ({"nodeName": "node"}, {}, "Running", "conditions"),
-        ({"nodeName": "node"}, {}, "Succeeded", None),
-    ],
-)
-def test_kubelet_action(spec: Obj, metadata: Obj, phase: str | None, action: str | None) -> None:
-    pod = {"metadata": metadata, "spec": spec, "status": {"phase": phase} if phase else {}}
-    assert kubelet_action(pod, "node") == action
-
-
-def test_running_pod_status() -> None:
-    pod = {
-        "metadata": {"uid": "u"},
-        "spec": {
-            "initContainers": [{"name": "init", "image": "busybox:1"}],
-            "containers": [{"name": "a", "image": "example.test/a:1.0"}, {"name": "b"}],
-        },
-        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]},
-    }
-    status = running_pod_status(pod, "10.244.0.7", NOW)
-    assert status["phase"] == "Running" and status["podIP"] == "10.244.0.7"
-    assert status["startTime"] == format_time(NOW)
-    names = [c["name"] for c in status["containerStatuses"]]
-    assert names == ["a", "b"]
-    for container in status["containerStatuses"]:
-        assert container["containerID"].startswith("containerd://")
-        assert len(container["containerID"].removeprefix("containerd://")) == 64
-        assert container["ready"] and container["started"] and container["restartCount"] == 0
-    assert status["containerStatuses"][0]["imageID"] == image_id("example.test/a:1.0")
-    assert image_id("example.test/a:1.0").startswith("example.test/a@sha256:")
-    init = status["initContainerStatuses"][0]
-    assert init["state"]["terminated"]["reason"] == "Completed"
-    conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {
-        "PodScheduled": "True",
-        "PodReadyToStartContainers": "True",
-        "Initialized": "True",
-        "ContainersReady": "True",
-        "Ready": "True",
-    }
-
-
-def test_readiness_gates_hold_ready_back() -> None:
-    spec = {"containers": [{"name": "a"}], "readinessGates": [{"conditionType": "KruisePodReady"}]}
-    statuses = [{"name": "a", "ready": True}]
-    missing = pod_ready_condition(spec, [], statuses)
-    assert missing == {
-        "type": "Ready",
-        "status": "False",
-        "reason": "ReadinessGatesNotReady",
-        "message": 'corresponding condition of pod readiness gate "KruisePodReady" does not exist.',
-    }
-    gate_false = [{"type": "KruisePodReady", "status": "False"}]
-    assert pod_ready_condition(spec, gate_false, statuses)["message"] == (
-        'the status of pod readiness gate "KruisePodReady" is not "True", but False'
-    )
-    gate_true = [{"type": "KruisePodReady", "status": "True"}]
-    assert pod_ready_condition(spec, gate_true, statuses) == {"type": "Ready", "status": "True"}
-
-
-def test_readiness_update_only_when_something_changes() -> None:
-    spec = {"containers": [{"name": "a"}], "readinessGates": [{"conditionType": "KruisePodReady"}]}
-    status = running_pod_status({"spec": spec}, "10.244.0.2", NOW)
-    pod = {"spec": spec, "status": status}
-    assert readiness_update(pod, NOW) is None  # Ready=False for the missing gate already
-
-    status["conditions"].append({"type": "KruisePodReady", "status": "True"})
-    later = NOW + timedelta(seconds=3)
-    update = readiness_update(pod, later)
-    assert update is not None
-    ready = next(c for c in update if c["type"] == "Ready")
-    assert ready["status"] == "True" and ready["lastTransitionTime"] == format_time(later)
-    assert {c["type"] for c in update} == {"ContainersReady", "Ready"}
-
-
-def test_merge_conditions_keeps_transition_time_when_status_holds() -> None:
-    existing = [
-        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
-        {"type": "Custom", "status": "True"},
-    ]
-    merged = merge_conditions(
-        existing, [{"type": "Ready", "status": "True"}, {"type": "New", "status": "False"}], NOW
-    )
-    assert [c["type"] for c in merged] == ["Ready", "Custom", "New"]
-    assert merged[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    assert merged[2]["lastTransitionTime"] == format_time(NOW)
-
-
 # -- work queue ---------------------------------------------------------------------------------
 
 
@@ -531,3 +388,25 @@ def test_work_queue_earlier_add_wins_and_close_wakes_getters() -> None:
     queue.close()
     waiter.join(2.0)
     assert got == [None]
+
+
+def test_work_queue_hands_a_key_to_one_worker_at_a_time() -> None:
+    queue = WorkQueue()
+    queue.add("pod")
+    assert queue.get(0.5) == "pod"
+    queue.add("pod")  # an event while a worker syncs the pod
+    assert queue.get(0.1) is None  # not to a second worker meanwhile
+    queue.done("pod")
+    assert queue.get(0.5) == "pod"  # but right after
+    queue.done("pod")
+    assert queue.get(0.05) is None
+
+
+def test_rate_limiter_doubles_per_key_up_to_its_limit_and_forgets() -> None:
+    limiter = RateLimiter(0.5, 3.0)
+    assert [limiter.when("a") for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert limiter.when("b") == 0.5  # keys back off on their own
+    assert limiter.failures("a") == 5
+    limiter.forget("a")
+    assert limiter.failures("a") == 0
+    assert limiter.when("a") == 0.5

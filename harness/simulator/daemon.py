@@ -1,7 +1,9 @@
 """The kruise-daemon's CRR decisions (``pkg/daemon/containerrecreate`` in kruise v1.9.0), pure.
 
-Each function mirrors the Go function it is named after and works on plain dicts, so the unit
-tests check them without a cluster.
+Each function mirrors the Go function it is named after and works on plain dicts and the
+runtime's :class:`~harness.simulator.runtime.Container` records, so the unit tests check them
+without a cluster. The v1alpha1 container snapshot (an annotation) is still read for the
+simulator's v1alpha1 opt-in; kruise v1.9.0's daemon reads the v1beta1 field only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from harness.simulator.objects import (
     status_of,
     strategy_of,
 )
+from harness.simulator.runtime import Container
 
 _PHASE_WEIGHT = {COMPLETED: 1, RECREATING: 2, PENDING: 3}
 
@@ -57,45 +60,18 @@ def pick_crr(crrs: list[Obj]) -> tuple[Obj | None, list[Obj]]:
     return picked, to_pending
 
 
-@dataclass(frozen=True)
-class RuntimeContainer:
-    """The runtime's newest container of a name (kubecontainer.Status, as far as we need it)."""
+def choose_crr_version(served: set[str], usable: tuple[str, ...]) -> str | None:
+    """The CRR version the daemon works with: the first of ``usable`` the cluster serves.
 
-    name: str
-    container_id: str
-    running: bool
-    started_at: datetime | None
-    restart_count: int
-
-
-def runtime_containers(pod: Obj | None, pod_uid: str) -> dict[str, RuntimeContainer]:
-    """The runtime's view of a pod, derived from the pod status our kubelet half writes.
-
-    A pod that is gone or has another UID has no containers on the node (as GetPodStatus by UID).
+    The real daemon's informer knows v1beta1 only (``usable`` is then ``("v1beta1",)``): where
+    that is not served, its list fails, its cache never syncs and it does nothing.
     """
-    if pod is None or meta(pod).get("uid") != pod_uid:
-        return {}
-    found: dict[str, RuntimeContainer] = {}
-    for cs in status_of(pod).get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        running = state.get("running")
-        terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
-        if running is not None and cs.get("containerID"):
-            container_id, is_running = str(cs["containerID"]), True
-            started = parse_time(running.get("startedAt"))
-        elif terminated and terminated.get("containerID"):
-            container_id, is_running = str(terminated["containerID"]), False
-            started = parse_time(terminated.get("startedAt"))
-        else:
-            continue  # waiting, never created: nothing on the node
-        found[cs["name"]] = RuntimeContainer(
-            name=cs["name"],
-            container_id=container_id,
-            running=is_running,
-            started_at=started,
-            restart_count=int(cs.get("restartCount") or 0),
-        )
-    return found
+    return next((version for version in usable if version in served), None)
+
+
+def newest_containers(containers: dict[str, list[Container]]) -> dict[str, Container]:
+    """FindContainerStatusByName for every name: the newest container of each."""
+    return {name: instances[0] for name, instances in containers.items() if instances}
 
 
 def sync_container_statuses(crr: Obj) -> dict[str, Obj]:
@@ -131,9 +107,7 @@ def recorded_states(crr: Obj) -> list[Obj]:
     ]
 
 
-def current_recreate_states(
-    crr: Obj, containers: dict[str, RuntimeContainer], now: datetime
-) -> list[Obj]:
+def current_recreate_states(crr: Obj, containers: dict[str, Container], now: datetime) -> list[Obj]:
     """getCurrentCRRContainersRecreateStates: each container's state from runtime and snapshot."""
     strategy = strategy_of(crr)
     min_started = timedelta(seconds=int(strategy.get("minStartedSeconds") or 0))
@@ -165,7 +139,6 @@ def current_recreate_states(
             done = (
                 snap is not None
                 and snap.get("containerID") == current.container_id
-                and current.started_at is not None
                 and now - current.started_at > min_started
                 and bool(snap.get("ready"))
             )
@@ -239,9 +212,7 @@ KillFn = Callable[[str, str], str | None]
 """Kill a container by (name, container ID); returns the error text, or None on success."""
 
 
-def manage_step(
-    crr: Obj, containers: dict[str, RuntimeContainer], now: datetime, kill: KillFn
-) -> Step:
+def manage_step(crr: Obj, containers: dict[str, Container], now: datetime, kill: KillFn) -> Step:
     """manage(): refresh the container states, or kill the next container, or complete."""
     problem = runtime_error(crr)
     if problem is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from harness.simulator.lifecycle import container_status
 from harness.simulator.objects import (
     HOST_IP,
-    KILL_EXIT_CODE,
     RUNTIME,
     Obj,
     format_time,
@@ -19,12 +19,13 @@ from harness.simulator.objects import (
     new_container_id,
     status_of,
 )
+from harness.simulator.runtime import Container
 
 
 def kubelet_action(pod: Obj, node_name: str) -> str | None:
     """What the kubelet (and the missing scheduler) would do next with this pod.
 
-    One of ``bind``, ``delete``, ``start``, ``conditions`` (re-evaluate readiness), or None.
+    One of ``bind``, ``delete``, ``sync`` (run its containers and report them), or None.
     """
     spec = pod.get("spec") or {}
     terminating = bool(meta(pod).get("deletionTimestamp"))
@@ -34,10 +35,9 @@ def kubelet_action(pod: Obj, node_name: str) -> str | None:
         return None
     if terminating:
         return "delete"
-    phase = status_of(pod).get("phase")
-    if phase in ("Succeeded", "Failed"):
-        return None
-    return "conditions" if phase == "Running" else "start"
+    if status_of(pod).get("phase") in ("Succeeded", "Failed"):
+        return None  # terminal: nothing runs any more
+    return "sync"
 
 
 def image_id(image: str) -> str:
@@ -56,8 +56,11 @@ def _condition(kind: str, status: str, reason: str = "", message: str = "") -> O
     return condition
 
 
-def containers_ready_condition(spec: Obj, statuses: list[Obj]) -> Obj:
-    """GenerateContainersReadyCondition for a running pod."""
+def containers_ready_condition(spec: Obj, statuses: list[Obj], phase: str = "Running") -> Obj:
+    """GenerateContainersReadyCondition."""
+    if phase in ("Succeeded", "Failed"):
+        reason = "PodCompleted" if phase == "Succeeded" else "PodFailed"
+        return _condition("ContainersReady", "False", reason)
     by_name = {s.get("name"): s for s in statuses}
     unknown = [c["name"] for c in spec.get("containers") or [] if c["name"] not in by_name]
     unready = [
@@ -75,9 +78,11 @@ def containers_ready_condition(spec: Obj, statuses: list[Obj]) -> Obj:
     return _condition("ContainersReady", "True")
 
 
-def pod_ready_condition(spec: Obj, conditions: list[Obj], statuses: list[Obj]) -> Obj:
+def pod_ready_condition(
+    spec: Obj, conditions: list[Obj], statuses: list[Obj], phase: str = "Running"
+) -> Obj:
     """GeneratePodReadyCondition: ContainersReady, then every readiness gate must be True."""
-    containers_ready = containers_ready_condition(spec, statuses)
+    containers_ready = containers_ready_condition(spec, statuses, phase)
     if containers_ready["status"] != "True":
         return {**containers_ready, "type": "Ready"}
     by_type = {c.get("type"): c for c in conditions}
@@ -138,67 +143,105 @@ def _init_container_status(container: Obj, now: datetime) -> Obj:
     return {**base, "ready": True, "started": False, "state": {"terminated": finished}}
 
 
-def running_pod_status(pod: Obj, pod_ip: str, now: datetime) -> Obj:
-    """The status the kubelet reports once every container of the pod has started."""
-    spec = pod.get("spec") or {}
-    started = format_time(now)
+def pod_phase(spec: Obj, statuses: list[Obj]) -> str:
+    """getPhase for a pod whose init containers have completed."""
+    by_name = {s.get("name"): s for s in statuses}
+    running = stopped = succeeded = waiting = unknown = 0
+    for container in spec.get("containers") or []:
+        status = by_name.get(container["name"])
+        state = (status or {}).get("state") or {}
+        if status is None:
+            unknown += 1
+        elif "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            succeeded += state["terminated"].get("exitCode") == 0
+        elif ((status.get("lastState") or {}).get("terminated")) is not None:
+            stopped += 1  # waiting to start again after an exit
+        else:
+            waiting += 1
+    policy = spec.get("restartPolicy") or "Always"
+    if waiting:
+        return "Pending"
+    if running and not unknown:
+        return "Running"
+    if stopped and not running and not unknown:
+        if policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Failed" if policy == "Never" else "Running"
+    return "Pending"
+
+
+def pod_status(
+    pod: Obj,
+    containers: dict[str, list[Container]],
+    waiting: dict[str, Obj],
+    pod_ip: str,
+    now: datetime,
+) -> Obj:
+    """The status the kubelet's status manager writes for a pod from what runs on the node.
+
+    ``containers`` are each name's instances in the runtime, newest first; ``waiting`` the
+    Waiting state of those held back (CrashLoopBackOff). A name with no instance yet is left out
+    (the kubelet starts every container of a new pod in the same sync, so there is none).
+    """
+    spec, previous = pod.get("spec") or {}, status_of(pod)
+    specs = {c["name"]: c for c in spec.get("containers") or []}
+    reported = {s.get("name"): s for s in previous.get("containerStatuses") or []}
     statuses = [
-        {
-            "name": c["name"],
-            "image": c.get("image", ""),
-            "imageID": image_id(c.get("image", "")),
-            "containerID": new_container_id(),
-            "ready": True,
-            "started": True,
-            "restartCount": 0,
-            "state": {"running": {"startedAt": started}},
-            "lastState": {},
-        }
-        for c in spec.get("containers") or []
+        container_status(
+            specs.get(name, {}),
+            containers[name],
+            image_id(containers[name][0].image),
+            waiting.get(name),
+            now,
+            reported.get(name),
+        )
+        for name in sorted(containers)  # SortedContainerStatuses: by name
     ]
-    existing = status_of(pod).get("conditions") or []
+    phase = pod_phase(spec, statuses)
     ours = [
         _condition("PodReadyToStartContainers", "True"),
         _condition("Initialized", "True"),
-        containers_ready_condition(spec, statuses),
+        containers_ready_condition(spec, statuses, phase),
         _condition("PodScheduled", "True"),
     ]
-    conditions = merge_conditions(existing, ours, now)
-    conditions = merge_conditions(
-        conditions, [pod_ready_condition(spec, conditions, statuses)], now
-    )
+    conditions = merge_conditions(previous.get("conditions") or [], ours, now)
+    ready = pod_ready_condition(spec, conditions, statuses, phase)
     status: Obj = {
-        "phase": "Running",
+        "phase": phase,
         "hostIP": HOST_IP,
         "hostIPs": [{"ip": HOST_IP}],
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
-        "startTime": started,
-        "conditions": conditions,
+        "startTime": previous.get("startTime") or format_time(now),
+        "conditions": merge_conditions(conditions, [ready], now),
         "containerStatuses": statuses,
     }
     if spec.get("initContainers"):
-        status["initContainerStatuses"] = [
+        status["initContainerStatuses"] = previous.get("initContainerStatuses") or [
             _init_container_status(c, now) for c in spec["initContainers"]
         ]
     return status
 
 
-def readiness_update(pod: Obj, now: datetime) -> list[Obj] | None:
-    """The ContainersReady/Ready conditions to write for a running pod, or None if they hold."""
-    spec, status = pod.get("spec") or {}, status_of(pod)
-    conditions = status.get("conditions") or []
-    statuses = status.get("containerStatuses") or []
-    wanted = [
-        containers_ready_condition(spec, statuses),
-        pod_ready_condition(spec, conditions, statuses),
-    ]
-    by_type = {c.get("type"): c for c in conditions}
-    fields = ("status", "reason", "message")
-    if all(all((by_type.get(w["type"]) or {}).get(f) == w.get(f) for f in fields) for w in wanted):
-        return None
-    merged = merge_conditions(conditions, wanted, now)
-    return [c for c in merged if c.get("type") in ("ContainersReady", "Ready")]
+_COMPARED = ("phase", "podIP", "containerStatuses", "initContainerStatuses")
+_CONDITION_FIELDS = ("type", "status", "reason", "message")
+
+
+def status_differs(current: Obj, wanted: Obj) -> bool:
+    """Whether writing ``wanted`` changes what the pod reports (transition times aside)."""
+    if any(current.get(key) != wanted.get(key) for key in _COMPARED):
+        return True
+
+    def conditions(status: Obj) -> list[tuple[object, ...]]:
+        found = [tuple(c.get(f) for f in _CONDITION_FIELDS) for c in status.get("conditions") or []]
+        return sorted(found, key=str)
+
+    return conditions(current) != conditions(wanted)
 
 
 def node_status(node: Obj, now: datetime) -> Obj:
@@ -238,26 +281,4 @@ def node_status(node: Obj, now: datetime) -> Obj:
             "operatingSystem": "linux",
             "architecture": "amd64",
         },
-    }
-
-
-def restarted_container_status(status: Obj, container_id: str, now: datetime) -> Obj:
-    """A container status after the kubelet restarted the container (exit 137: killed)."""
-    previous_start = ((status.get("state") or {}).get("running") or {}).get("startedAt")
-    terminated: Obj = {
-        "exitCode": KILL_EXIT_CODE,
-        "reason": "Error",
-        "finishedAt": format_time(now),
-        "containerID": status.get("containerID"),
-    }
-    if previous_start:
-        terminated["startedAt"] = previous_start
-    return {
-        **status,
-        "containerID": container_id,
-        "restartCount": int(status.get("restartCount") or 0) + 1,
-        "ready": True,
-        "started": True,
-        "state": {"running": {"startedAt": format_time(now)}},
-        "lastState": {"terminated": terminated},
     }

@@ -27,12 +27,11 @@ COMPLETED = "Completed"
 
 RUNTIME = "containerd"
 HOST_IP = "127.0.0.1"
-KILL_EXIT_CODE = 137
-DEFAULT_KILL_FAILURE = "rpc error: code = Unknown desc = simulated failure to stop container"
 
 WATCH_TIMEOUT_SECONDS = 30
 REQUEST_TIMEOUT = (5.0, 15.0)
 DAEMON_POLL_SECONDS = 1.0
+DAEMON_WORKERS = 32
 NODE_HEARTBEAT_SECONDS = 20.0
 CONFLICT_RETRIES = 5
 

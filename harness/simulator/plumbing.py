@@ -36,12 +36,19 @@ def is_status(error: BaseException, *codes: int) -> bool:
 
 
 class WorkQueue:
-    """A de-duplicating delay queue of string keys (a small client-go DelayingInterface)."""
+    """A de-duplicating delay queue of string keys (a small client-go delaying work queue).
+
+    As client-go's, a key handed out by :meth:`get` is not handed out again until :meth:`done`
+    is called for it, so several workers never sync the same key at once; an add meanwhile is
+    kept and takes effect after ``done``.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, str]] = []
-        self._due: dict[str, float] = {}
+        self._due: dict[str, float] = {}  # scheduled keys (in the heap or deferred)
+        self._processing: set[str] = set()
+        self._deferred: set[str] = set()  # due while being processed
         self._seq = itertools.count()
         self._closed = False
 
@@ -51,7 +58,8 @@ class WorkQueue:
             if self._closed or self._due.get(key, math.inf) <= due:
                 return
             self._due[key] = due
-            heapq.heappush(self._heap, (due, next(self._seq), key))
+            if key not in self._deferred:
+                heapq.heappush(self._heap, (due, next(self._seq), key))
             self._cond.notify()
 
     def get(self, timeout: float) -> str | None:
@@ -59,12 +67,20 @@ class WorkQueue:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self._closed:
-                while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-                    heapq.heappop(self._heap)  # superseded by an earlier add
                 now = time.monotonic()
+                while self._heap:
+                    due, _, key = self._heap[0]
+                    if self._due.get(key) != due or key in self._deferred:
+                        heapq.heappop(self._heap)  # superseded by an earlier add
+                    elif due <= now and key in self._processing:
+                        heapq.heappop(self._heap)
+                        self._deferred.add(key)
+                    else:
+                        break
                 if self._heap and self._heap[0][0] <= now:
                     _, _, key = heapq.heappop(self._heap)
                     del self._due[key]
+                    self._processing.add(key)
                     return key
                 if now >= deadline:
                     return None
@@ -72,10 +88,44 @@ class WorkQueue:
                 self._cond.wait(wake - now)
             return None
 
+    def done(self, key: str) -> None:
+        """The worker is finished with ``key``: an add that came meanwhile is due again."""
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._deferred:
+                self._deferred.discard(key)
+                heapq.heappush(self._heap, (self._due[key], next(self._seq), key))
+                self._cond.notify()
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class RateLimiter:
+    """workqueue.ItemExponentialFailureRateLimiter: per key, ``base`` doubling on each failure
+    up to ``limit``; :meth:`forget` after a success starts the key over."""
+
+    def __init__(self, base: float, limit: float) -> None:
+        self._base, self._limit = base, limit
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+
+    def when(self, key: str) -> float:
+        """The delay before retrying ``key`` after one more failure."""
+        with self._lock:
+            failures = self._failures.get(key, 0)
+            self._failures[key] = failures + 1
+        return min(self._base * 2.0 ** min(failures, 64), self._limit)
+
+    def failures(self, key: str) -> int:
+        with self._lock:
+            return self._failures.get(key, 0)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
 
 
 class _Gone(Exception):
