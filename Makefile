@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test lint pytest deps etcd binaries bench clean
+.PHONY: dev test lint pytest unit deps etcd binaries bench clean
 
 deps: $(STAMP) etcd binaries
 
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 pytest: deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit tests alone (tests/unit/): no control plane, nothing to build.
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test: deps lint pytest
 

@@ -48,9 +48,9 @@ The package, by seam:
 * :mod:`~harness.simulator.kubelet_agent`, :mod:`~harness.simulator.daemon_agent` - the two agents
   at work (threads, queues, writes); :mod:`~harness.simulator.node` - :class:`Simulator`.
 
-The pure modules are checked without a cluster by ``tests/test_simulator_unit.py`` and
-``tests/test_simulator_node_unit.py``; ``tests/test_simulated_node.py`` watches a restart on the
-real control plane.
+The pure modules are checked without a cluster by ``tests/unit/harness/test_simulator_unit.py``
+and ``tests/unit/harness/test_simulator_node_unit.py``;
+``tests/integration/test_simulated_node.py`` watches a restart on the real control plane.
 
 Deliberate differences from the real agents (each is repeated next to its code):
 
