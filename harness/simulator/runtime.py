@@ -145,7 +145,9 @@ def adopted_containers(pod: Obj) -> list[Container]:
         state = status.get("state") or {}
         last = (status.get("lastState") or {}).get("terminated")
         if last and last.get("containerID"):
-            found.append(_exited(uid, name, image, max(restarts - 1, 0), last))
+            # the instance before a running one; the newest one of a container that waits
+            older = restarts if "waiting" in state else max(restarts - 1, 0)
+            found.append(_exited(uid, name, image, older, last))
         if state.get("running") is not None and status.get("containerID"):
             started = parse_time(state["running"].get("startedAt"))
             if started is not None:

@@ -212,6 +212,12 @@ def test_adopted_containers_from_a_status_an_earlier_simulator_wrote() -> None:
     assert runtime.knows("uid-1")
     assert runtime.containers("uid-1") == {"app": [current, old]}
 
+    # a container waiting in CrashLoopBackOff: its newest instance is the exited one
+    app = pod["status"]["containerStatuses"][0]
+    app["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+    [waiting] = adopted_containers(pod)
+    assert (waiting.container_id, waiting.running, waiting.restart_count) == (ID["a"], False, 1)
+
 
 # -- restarts and CrashLoopBackOff ----------------------------------------------------------------
 
