@@ -175,7 +175,7 @@ def test_the_runtime_keeps_one_dead_container_per_name() -> None:
 
 
 def test_adopted_containers_from_a_status_an_earlier_simulator_wrote() -> None:
-    pod = {
+    pod: Obj = {
         "metadata": {"uid": "uid-1"},
         "status": {
             "containerStatuses": [
