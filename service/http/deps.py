@@ -5,10 +5,13 @@ The authorized request runs, in order, before anything about the target is looke
 (docs/auth.md):
 
 1. no ``Authorization: Bearer`` token: 401 (mode ``none`` skips authentication);
-2. a namespace the service does not serve: 403, before any apiserver call;
-3. authentication (``service.auth``): a TokenReview or the tokens file, else 401;
+2. authentication (``service.auth``): a TokenReview or the tokens file, else 401;
+3. a namespace the service does not serve: 403, before any access review;
 4. authorization: a SubjectAccessReview or the tokens file's namespaces, else 403;
 5. the per-caller rate limit (``service.core.guardrails``), else 429.
+
+Authentication comes before the namespace check so that a caller without a valid token gets
+the same 401 everywhere and cannot map which namespaces are served.
 
 Creates and deletes open their audit record (``service.http.audit``) once the caller is
 known, so a denied request is audited too.
@@ -120,9 +123,9 @@ def _authorizing(action: Action) -> Callable[..., Awaitable[AuthorizedRequest]]:
             raise CacheNotReady("the service is starting")
         settings = auth.settings
         token = _token(credentials) if auth.required else ""
+        caller = await auth.authenticate(token)  # first: a 401 says nothing about namespaces
         if not settings.serves(namespace):
             raise NamespaceNotServed(f"namespace {namespace} is not served by this service")
-        caller = await auth.authenticate(token)
         request_id = request_id_of(request)
         record = None
         if audited:

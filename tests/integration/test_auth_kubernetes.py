@@ -166,14 +166,18 @@ def test_caller_bound_in_a_cannot_restart_in_b_even_a_missing_pod(
     )
 
 
-def test_a_namespace_the_service_does_not_serve_is_403_before_any_review(
+def test_a_namespace_the_service_does_not_serve_is_403_before_any_access_review(
     api: httpx.Client, world: World
 ) -> None:
     assert_problem(
         create(api, "kube-system", world.tokens["portal"], "web-0"), 403, "namespace-not-served"
     )
-    # a token is still required first: nobody learns which namespaces are served
-    assert_problem(create(api, "kube-system", None, "web-0"), 401, "unauthenticated")
+    # a valid token is required first: nobody unauthenticated learns which namespaces are served
+    for who in ("none", "garbage", "portal-other-audience"):
+        served = assert_problem(create(api, world.a, world.tokens[who], "web-0"), 401)
+        unserved = assert_problem(create(api, "kube-system", world.tokens[who], "web-0"), 401)
+        assert served["type"] == unserved["type"] == "urn:crr-gateway:problem:unauthenticated"
+        assert served["detail"] == unserved["detail"], who
 
 
 def test_a_non_bearer_authorization_is_401(api: httpx.Client, world: World) -> None:

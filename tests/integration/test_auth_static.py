@@ -128,6 +128,11 @@ def test_a_star_in_the_file_allows_every_served_namespace(api: httpx.Client, wor
     assert_problem(
         api.get("/v1/namespaces/kube-system/restarts", headers=headers), 403, "namespace-not-served"
     )
+    # which a caller without a valid token cannot tell: 401 in every namespace
+    for token in (None, world.tokens["garbage"]):
+        for namespace in (world.a, "kube-system"):
+            response = api.get(f"/v1/namespaces/{namespace}/restarts", headers=bearer(token))
+            assert_problem(response, 401, "unauthenticated")
 
 
 def test_the_tokens_file_is_reloaded_when_it_changes(
