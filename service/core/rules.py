@@ -64,7 +64,9 @@ def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list
     """The containers to recreate: the requested ones, checked, or every container in
     ``spec.containers``. Every one must have a ``containerID`` already."""
     valid = pod_container_names(pod)
-    names = list(requested) if requested else valid
+    if requested is not None and not requested:  # the request model refuses it first
+        raise RequestInvalid("containers is empty: omit containers to restart all of them")
+    names = list(requested) if requested is not None else valid
     duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
     if duplicates:
         raise DuplicateContainers(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -91,8 +92,11 @@ class RestartRequest(RestartStrategyFields):
     pod: ObjectName = Field(description="name of the pod whose containers are recreated")
     containers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
         default=None,
+        min_length=1,
         max_length=256,
-        description="container names; absent or empty means every container in spec.containers",
+        description="container names; absent means every container in spec.containers. An "
+        "empty list is refused (422), so a caller's filter that came out empty never restarts "
+        "the whole pod",
     )
     name: ObjectName | None = Field(
         default=None, description="name of the restart; generated from the pod name when absent"
@@ -100,6 +104,16 @@ class RestartRequest(RestartStrategyFields):
     reason: str | None = Field(
         default=None, max_length=256, description="why; recorded on the restart"
     )
+
+    @field_validator("containers", mode="before")
+    @classmethod
+    def _refuse_no_containers(cls, value: object) -> object:
+        # before the length check, to say what to do instead of "at least 1 item"
+        if isinstance(value, list) and not value:
+            raise PydanticCustomError(
+                "empty_containers", "containers is empty: omit containers to restart all of them"
+            )
+        return value
 
 
 class Strategy(_Model):

@@ -52,8 +52,9 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "restart is already active on the pod, or the name is taken"
     ),
     422: problem_response(
-        "the body is not valid, names unknown or duplicate containers, reuses an "
-        "Idempotency-Key with another body, or Kubernetes refused it"
+        "the body is not valid (an empty containers list too: omit it for every container), "
+        "names unknown or duplicate containers, reuses an Idempotency-Key with another body, "
+        "or Kubernetes refused it"
     ),
     401: COMMON_ERRORS[401],
     403: COMMON_ERRORS[403],

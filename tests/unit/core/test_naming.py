@@ -27,6 +27,6 @@ def test_idempotent_names_depend_on_namespace_and_key() -> None:
 
 def test_request_hash_ignores_spelled_out_defaults() -> None:
     plain = RestartRequest(pod="web-0")
-    spelled = RestartRequest(pod="web-0", failurePolicy="Fail", containers=[])
+    spelled = RestartRequest(pod="web-0", failurePolicy="Fail", containers=None)
     assert request_hash(plain) == request_hash(spelled)
     assert request_hash(plain) != request_hash(RestartRequest(pod="web-0", reason="x"))

@@ -41,8 +41,14 @@ def test_deadline_maximum_is_configurable() -> None:
 
 def test_every_container_when_none_named() -> None:
     assert resolve_containers(pod(), None) == ["app", "sidecar"]
-    assert resolve_containers(pod(), []) == ["app", "sidecar"]
     assert resolve_containers(pod(), ["sidecar"]) == ["sidecar"]
+
+
+def test_an_empty_list_of_containers_is_not_every_container() -> None:
+    with pytest.raises(RequestInvalid) as error:
+        resolve_containers(pod(), [])
+    assert error.value.status == 422
+    assert error.value.detail == "containers is empty: omit containers to restart all of them"
 
 
 def test_unknown_containers_list_unknown_and_valid_names() -> None:

@@ -36,8 +36,17 @@ def test_request_defaults() -> None:
         {"pod": "Web_0"},
         {"pod": ""},
         {"pod": "web-0", "containers": [""]},
+        {"pod": "web-0", "containers": []},
     ],
 )
 def test_request_rejects(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         RestartRequest.model_validate(body)
+
+
+def test_an_empty_list_of_containers_says_to_omit_it() -> None:
+    with pytest.raises(ValidationError) as error:
+        RestartRequest.model_validate({"pod": "web-0", "containers": []})
+    (problem,) = error.value.errors()
+    assert problem["loc"] == ("containers",)
+    assert problem["msg"] == "containers is empty: omit containers to restart all of them"

@@ -181,3 +181,18 @@ def test_validation_problems_name_the_fields() -> None:
         assert "body bogus" in body["detail"]
         body = problem(client.post("/v1/namespaces/Bad_NS/restarts", json={"pod": "x"}), 422)
         assert body["errors"][0]["location"] == ["path", "namespace"]
+
+
+def test_an_empty_list_of_containers_is_refused_not_every_container() -> None:
+    kube = RouteKube()
+    with service(kube) as client:
+        response = client.post(URL, json={"pod": "web-0", "containers": []})
+        body = problem(response, 422)
+        assert body["type"] == "urn:crr-gateway:problem:invalid-request"
+        assert body["detail"] == (
+            "body containers: containers is empty: omit containers to restart all of them"
+        )
+        assert kube.created == []
+        # omitted, it means every container
+        assert client.post(URL, json={"pod": "web-0"}).status_code == 201
+        assert [c["name"] for c in kube.created[0]["spec"]["containers"]] == ["app", "sidecar"]
