@@ -178,9 +178,15 @@ def decide(
                 entry["state"] = "Skipped"
                 entry["message"] = "the rollout was cancelled before this restart started"
 
-    # pods that joined the selection after the rollout began are listed, never restarted
+    # pods that joined the selection after the rollout began are listed, never restarted;
+    # one that was there before and is not in the plan was left out on purpose (a target's
+    # selector matches a pod the workload does not own): not the rollout's, not listed
+    began = parse_time((rollout.get("metadata") or {}).get("creationTimestamp"))
     for pod in members:
         if pod_name(pod) not in planned:
+            created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            if began is not None and created is not None and created < began:
+                continue
             entries.append(
                 {
                     "name": pod_name(pod),

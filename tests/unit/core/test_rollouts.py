@@ -341,6 +341,20 @@ def test_deleted_and_replaced_pods_are_gone_and_newcomers_skipped() -> None:
     assert result.start == ["c"]
 
 
+def test_a_pod_that_was_there_before_the_rollout_and_left_out_of_its_plan_is_not_listed() -> None:
+    """A target's selector can match a pod the workload does not own: the plan leaves it out,
+    and it must not show up later as a newcomer created after the rollout began."""
+    planned = [pod("a")]
+    obj = rollout(planned)
+    obj["metadata"]["creationTimestamp"] = stamp(NOW)
+    stray, newcomer = pod("debug"), pod("b")
+    stray["metadata"]["creationTimestamp"] = stamp(EARLIER)
+    newcomer["metadata"]["creationTimestamp"] = stamp(NOW)
+    result = step(obj, [*planned, stray, newcomer])
+    states = {p["name"]: p["state"] for p in result.status["pods"]}
+    assert states == {"a": "Restarting", "b": "Skipped"}
+
+
 def test_a_missing_restart_is_reported_for_the_controller_to_look_up() -> None:
     pods = [pod("a")]
     obj = advance(rollout(pods), step(rollout(pods), pods))
