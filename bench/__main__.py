@@ -21,7 +21,7 @@ from types import FrameType
 
 import httpx
 
-from bench import cli, cost, creates, env, fanout, polling
+from bench import cli, cli_start, cost, creates, env, fanout, polling
 from bench.cluster import LONG_TTL, Service, World, auth_landed, bench_settings, wait
 from bench.plan import Plan, plan_for
 from bench.report import Results, render
@@ -93,27 +93,34 @@ def create_via(url: str, namespace: str) -> Callable[[str], str]:
 def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     plan: Plan = results.plan
     only = set(args.only.split(","))
-    wrk = ensure_wrk() if only & {"polling", "cost", "creates"} else "wrk"
+    uses_wrk = bool(only & {"polling", "cost", "creates"})
+    wrk = ensure_wrk() if uses_wrk else "wrk"
 
-    # before anything is measured: a Go build would load the cores the figures share
-    built = cli.build_kruise_tools() if "cli" in only else cli.Build(None, "not run")
+    tools = None
+    if "cli" in only:
+        # before the control plane starts: a Go build would load the cores the figures share,
+        # and start-up times are best taken on a quiet machine
+        tools = cli.find_tools(say)
+        results.kruise_tools_error = tools.plugin_error
+        with step(results, "5a. crr start-up"):
+            results.cli_start = cli_start.run(plan.start_runs)
 
     world = World()
     services: list[Service] = []
     try:
         say("starting etcd, kube-apiserver, kruise-manager and the simulated node ...")
         world.start()
-        results.environment = env.collect(world.plane.version(), wrk_version(wrk))
+        results.environment = env.collect(
+            world.plane.version(), wrk_version(wrk) if uses_wrk else "not used in this run"
+        )
         ns_poll = world.namespace("bench-poll")
         ns_create = world.namespace("bench-create")
         ns_sse = world.namespace("bench-sse")
         say("creating pods ...")
         poll_pods = world.pods(ns_poll, 1, "poll")
-        create_pods = (
-            world.pods(ns_create, max(plan.create_pods, plan.cost_creates), "c")
-            if only & {"cost", "creates", "cli"}
-            else []
-        )
+        wanted = [plan.create_pods, plan.cost_creates] if only & {"cost", "creates"} else []
+        wanted += [plan.cli_creates] if "cli" in only else []
+        create_pods = world.pods(ns_create, max(wanted), "c") if wanted else []
         sse_pods = world.pods(ns_sse, plan.repetitions, "sse")
         token = world.reader_token(ns_poll)
 
@@ -183,9 +190,19 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
                     "measured."
                 )
 
-        if "cli" in only:
-            with step(results, "3c. one process per restart"):
-                measure_cli(world, service, ns_create, create_pods, plan, results, built)
+        if tools is not None:
+            with step(results, "5b. one process per restart"):
+                results.cli, results.per_process = cli.measure_cli(
+                    world,
+                    service.url,
+                    ns_create,
+                    create_pods[: plan.cli_creates],
+                    plan.repetitions,
+                    tools,
+                    lambda pod: world.crr_body(ns_create, pod),
+                    lambda: creates.clean(world, service.url, ns_create),
+                    say,
+                )
 
         if "sse" in only:
             with step(results, "4b. SSE fan-out"):
@@ -378,50 +395,6 @@ def measure_auth(
         )
     finally:
         svc.stop()
-
-
-def measure_cli(
-    world: World,
-    service: Service,
-    namespace: str,
-    pods: list[str],
-    plan: Plan,
-    results: Results,
-    built: cli.Build,
-) -> None:
-    kubeconfig = world.plane.kubeconfig
-
-    def clean_up() -> None:
-        creates.clean(world, service.url, namespace)
-
-    def kubectl(pod: str) -> None:
-        cli.kubectl_create(kubeconfig, world.crr_body(namespace, pod))
-
-    url = f"{service.url}/v1/namespaces/{namespace}/restarts"
-
-    def curl(pod: str) -> None:
-        cli.curl_create(url, {"pod": pod, "ttlSecondsAfterFinished": LONG_TTL})
-
-    commands: list[tuple[str, Callable[[str], None]]] = []
-    if built.binary is not None:
-        binary = built.binary
-
-        def kruise(pod: str) -> None:
-            name = f"{pod}-k{time.monotonic_ns() % 10**8}"
-            cli.run_quietly(cli.kruise_create_argv(binary, kubeconfig, namespace, pod, name))
-
-        commands.append(("kubectl kruise create ContainerRecreateRequest", kruise))
-    else:
-        results.kruise_tools_error = built.error
-        say(f"  kruise-tools did not build: {built.error}")
-    commands += [
-        ("kubectl create -f (hand-written CRR manifest)", kubectl),
-        ("curl -X POST to the service", curl),
-    ]
-    for label, create in commands:
-        results.per_process[label] = creates.measure_per_process(
-            label, create, clean_up, pods, plan, say
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

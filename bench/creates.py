@@ -1,6 +1,6 @@
 """3. Creates: the service's ``POST .../restarts`` against a direct create of the same CRR
-with the python client (the floor), at the same concurrency, each create on its own pod; and
-one process per restart for the CLIs (process start included)."""
+with the python client (the floor), at the same concurrency, each create on its own pod. The
+command lines, one process per restart, are in bench/cli.py."""
 
 from __future__ import annotations
 
@@ -153,24 +153,3 @@ def measure_creates(
             )
         )
     return figures
-
-
-def measure_per_process(
-    label: str,
-    create: Callable[[str], None],
-    clean_up: Callable[[], None],
-    pods: Sequence[str],
-    plan: Plan,
-    say: Say,
-) -> Figure:
-    """One process per restart, one after another (what a person or a script pays)."""
-    creator = Creator(label, create, lambda: None)
-    timed_round(creator, pods[:1], 1)  # warm the page cache for the binary: both sides alike
-    clean_up()
-    runs = []
-    for rep in range(plan.repetitions):
-        run = timed_round(creator, pods[: plan.cli_creates], 1)
-        clean_up()
-        runs.append(run)
-        say(f"  {label} rep {rep + 1}: p50 {run.p50_ms:.1f} ms p99 {run.p99_ms:.1f} ms")
-    return Figure.of(runs)

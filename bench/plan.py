@@ -19,7 +19,8 @@ class Plan:
     create_concurrency: tuple[int, ...] = (1, 8, 32)
     creates_per_round: int = 64
     round_factor: int = 4  # a run has at least this many creates per worker
-    cli_creates: int = 10
+    cli_creates: int = 20  # restarts per block, one process each
+    start_runs: int = 40  # of `python -c pass` and of `crr --version`, alternating
     # memory and fan-out
     cache_sizes: tuple[int, ...] = (1_000, 10_000)
     memory_pods: int = 50
@@ -43,6 +44,7 @@ QUICK = Plan(
     creates_per_round=16,
     round_factor=2,
     cli_creates=3,
+    start_runs=5,
     cache_sizes=(200, 1_000),
     memory_pods=10,
     sse_followers=200,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from bench.cli import CliDetail
+from bench.cli_start import StartUp
+from bench.cli_start import render as render_start_up
 from bench.cost import CostFigure
 from bench.creates import CreateFigures
 from bench.env import Environment
@@ -26,8 +29,10 @@ class Results:
     costs: list[CostFigure] = field(default_factory=list)
     creates: list[CreateFigures] = field(default_factory=list)
     creates_auth: list[CreateFigures] = field(default_factory=list)
-    per_process: dict[str, Figure] = field(default_factory=dict)
+    per_process: dict[str, Figure] = field(default_factory=dict)  # command -> wall time
     kruise_tools_error: str | None = None
+    cli: CliDetail | None = None
+    cli_start: list[StartUp] = field(default_factory=list)
     memory: list[MemoryPoint] = field(default_factory=list)
     fanout: list[FanoutRun] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -174,7 +179,7 @@ _CREATE_HEADERS = [
 
 
 def _creates(results: Results) -> str:
-    if not results.creates and not results.per_process:
+    if not results.creates:
         return ""
     parts = [
         "## 3. Creates",
@@ -198,23 +203,61 @@ def _creates(results: Results) -> str:
             table(_CREATE_HEADERS, _create_rows(results.creates_auth)),
             "",
         ]
+    return "\n".join(parts).rstrip()
+
+
+def _command_lines(results: Results) -> str:
+    if not (results.per_process or results.kruise_tools_error or results.cli_start):
+        return ""
+    detail = results.cli or CliDetail()
+    plan = results.plan
+    parts = ["## 5. Command lines", ""]
     if results.per_process:
         rows = [
-            [label, fmt(f.p50_ms, 1), fmt(f.p99_ms, 1), str(f.errors)]
+            [
+                label,
+                detail.measures.get(label, ""),
+                fmt(f.p50_ms, 1),
+                fmt(f.p99_ms, 1),
+                str(f.errors),
+            ]
             for label, f in results.per_process.items()
         ]
         parts += [
-            f"One process per restart, one after another ({results.plan.cli_creates} per run, "
-            "process start included):",
+            "One process per restart, process start included: wall time from just before the "
+            "process starts to just after it exits. In each block a command restarts each of "
+            f"the same {plan.cli_creates} running pods once, one after another; every CRR is "
+            f"then deleted. {plan.repetitions} blocks per command, the commands' order "
+            "rotating from block to block, after one untimed run of each. Figures: the median "
+            "and the slowest run of a block, each the median over the blocks. Unexpected "
+            "outcomes are counted, not timed.",
             "",
-            table(["command", "p50 ms", "p99 ms", "errors"], rows),
+            table(["command", "one run", "median ms", "slowest ms", "unexpected"], rows),
             "",
         ]
+    if detail.load is not None:
+        parts += [
+            f"1-minute load average {detail.load[0]:.2f} when the timing began and "
+            f"{detail.load[1]:.2f} when it ended (everything on the machine counts).",
+            "",
+        ]
+    if detail.observations:
+        parts += ["Seen in the same run:", "", *(f"- {note}" for note in detail.observations), ""]
+    if detail.versions:
+        parts += [f"Versions: {', '.join(detail.versions)}.", ""]
     if results.kruise_tools_error:
         parts += [
-            "`kubectl kruise create ContainerRecreateRequest` could not be measured: "
-            f"building `github.com/openkruise/kruise-tools` failed here: "
-            f"`{results.kruise_tools_error}`",
+            "`kubectl kruise create ContainerRecreateRequest` could not be measured: building "
+            f"`github.com/openkruise/kruise-tools` failed here: `{results.kruise_tools_error}`",
+            "",
+        ]
+    if results.cli_start:
+        parts += [
+            "Start-up of `crr`, process start included: `crr --version` against a bare "
+            "`python -c pass` of the same interpreter, alternating, before the control plane "
+            "starts (bench/cli_start.py):",
+            "",
+            render_start_up(results.cli_start),
             "",
         ]
     return "\n".join(parts).rstrip()
@@ -324,6 +367,7 @@ def render(results: Results) -> str:
         _costs(results),
         _creates(results),
         _memory(results),
+        _command_lines(results),
     ]
     if results.errors:
         sections.append("## Errors\n\n" + "\n".join(f"- {e}" for e in results.errors))
