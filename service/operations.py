@@ -43,7 +43,7 @@ from service.core.rules import (
     check_no_active_restart,
     check_pod_restartable,
     classify_rejection,
-    readiness_warnings,
+    create_warnings,
     rejection_detail,
     resolve_containers,
 )
@@ -112,7 +112,7 @@ class RestartOperations:
             if known is not None:
                 return self._replay(known, body_hash)
         check_no_active_restart(pod, self._cache.active_for_pod(namespace, request.pod))
-        warnings = readiness_warnings(pod)
+        warnings = create_warnings(pod, request, containers)
         version = await to_thread.run_sync(lambda: self._kube.crr_version())
 
         if request.name:

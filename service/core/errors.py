@@ -73,6 +73,14 @@ class PodNotRestartable(ConflictError):
     title = "Pod cannot be restarted now"
 
 
+class RestartPolicyNever(PodNotRestartable):
+    """kruise's webhook lets such a pod through; the killed container is never started again
+    and the restart hangs until its deadline. A pod that cannot be restarted, so 409."""
+
+    slug = "restart-policy-never"
+    title = "The pod's containers would not start again"
+
+
 class ContainerNotStarted(ConflictError):
     slug = "container-not-started"
     title = "Container has no containerID yet"

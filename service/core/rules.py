@@ -20,18 +20,28 @@ from service.core.errors import (
     PodNotRestartable,
     RequestInvalid,
     RestartInProgress,
+    RestartPolicyNever,
     UnknownContainers,
 )
 from service.core.objects import KubeObject, dict_items, metadata, section
-from service.core.schemas import Restart, RestartRequest
+from service.core.schemas import Restart, RestartStrategyFields
 
 NO_READINESS_GATE_WARNING = (
     f"pod has no {KRUISE_POD_READY} readiness gate: unreadyGracePeriodSeconds will not take "
     "it out of Service endpoints before its containers are killed"
 )
+RESTART_POLICY_NEVER = (
+    "pod has restartPolicy Never: a killed container would not be started again (kruise "
+    "accepts the restart, which then waits for the container until its activeDeadlineSeconds)"
+)
+RESTART_POLICY_ON_FAILURE_WARNING = (
+    "pod has restartPolicy OnFailure: a container that exits 0 on SIGTERM is not started "
+    "again, and the restart then fails when its activeDeadlineSeconds run out"
+)
+DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS = 30  # the Kubernetes default, and kruise's
 
 
-def check_deadline(request: RestartRequest, max_active_deadline_seconds: int) -> None:
+def check_deadline(request: RestartStrategyFields, max_active_deadline_seconds: int) -> None:
     if request.activeDeadlineSeconds > max_active_deadline_seconds:
         raise RequestInvalid(
             f"activeDeadlineSeconds can not be more than {max_active_deadline_seconds}s "
@@ -46,7 +56,8 @@ def pod_container_names(pod: KubeObject) -> list[str]:
 
 def check_pod_restartable(pod: KubeObject) -> None:
     """Refuse a pod that is not active or not on a node (kruise's webhook answers 400;
-    it is a state conflict, so 409 here)."""
+    it is a state conflict, so 409 here), and, our own rule, a pod whose restart policy would
+    leave a killed container stopped (kruise's webhook lets that through)."""
     status = section(pod, "status")
     active = status.get("phase") not in ("Succeeded", "Failed") and not metadata(pod).get(
         "deletionTimestamp"
@@ -58,6 +69,8 @@ def check_pod_restartable(pod: KubeObject) -> None:
         raise PodNotRestartable("not allowed to recreate containers in an inactive Pod")
     if not section(pod, "spec").get("nodeName"):
         raise PodNotRestartable("not allowed to recreate containers in a pending Pod")
+    if section(pod, "spec").get("restartPolicy") == "Never":
+        raise RestartPolicyNever(RESTART_POLICY_NEVER)
 
 
 def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list[str]:
@@ -114,6 +127,69 @@ def readiness_warnings(pod: KubeObject) -> list[str]:
     if any(g.get("conditionType") == KRUISE_POD_READY for g in gates):
         return []
     return [NO_READINESS_GATE_WARNING]
+
+
+def restart_policy_warnings(pod: KubeObject) -> list[str]:
+    if section(pod, "spec").get("restartPolicy") == "OnFailure":
+        return [RESTART_POLICY_ON_FAILURE_WARNING]
+    return []
+
+
+def _seconds(value: object, default: int = 0) -> int:
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
+
+
+def _probe_delay(container: KubeObject, probe: str) -> int:
+    return _seconds(section(container, probe).get("initialDelaySeconds"))
+
+
+def deadline_warnings(
+    pod: KubeObject, request: RestartStrategyFields, containers: Sequence[str]
+) -> list[str]:
+    """A deadline that a real node may need longer than: kruise kills the containers one after
+    another, each within its grace period (preStop hook included), and counts a new one done
+    only once it is Ready, which its startup and readiness probes' initial delays hold back.
+    Stopping may take the whole grace period; a restart not finished by its deadline fails."""
+    spec = section(pod, "spec")
+    grace = request.terminationGracePeriodSeconds
+    if grace is None:
+        grace = _seconds(
+            spec.get("terminationGracePeriodSeconds"), DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
+        )
+    wanted = set(containers)
+    starts = [
+        max(_probe_delay(c, "startupProbe"), _probe_delay(c, "readinessProbe"))
+        for c in dict_items(spec, "containers")
+        if c.get("name") in wanted
+    ] or [0]
+    stopping = grace * len(containers)
+    starting = (sum(starts) if request.orderedRecreate else max(starts)) + (
+        request.minStartedSeconds or 0
+    )
+    needed = request.unreadyGracePeriodSeconds + stopping + starting
+    if request.activeDeadlineSeconds >= needed:
+        return []
+    return [
+        f"activeDeadlineSeconds {request.activeDeadlineSeconds} may be too short for this pod: "
+        f"stopping {len(containers)} container(s) may take up to {stopping}s "
+        f"(terminationGracePeriodSeconds {grace}, one after another), after "
+        f"unreadyGracePeriodSeconds {request.unreadyGracePeriodSeconds}, and their probes hold "
+        f"them unready for at least {starting}s; a restart not done in time fails with "
+        "DeadlineExceeded"
+    ]
+
+
+def create_warnings(
+    pod: KubeObject, request: RestartStrategyFields, containers: Sequence[str]
+) -> list[str]:
+    """Every warning a restart of ``containers`` of ``pod`` is created with."""
+    return [
+        *readiness_warnings(pod),
+        *restart_policy_warnings(pod),
+        *deadline_warnings(pod, request, containers),
+    ]
 
 
 _DENIED = "denied the request: "

@@ -48,8 +48,9 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     404: problem_response("the pod does not exist"),
     409: problem_response(
-        "the pod is not active or not scheduled, a container has no containerID yet, a "
-        "restart is already active on the pod, or the name is taken"
+        "the pod is not active or not scheduled, its restartPolicy is Never (a killed "
+        "container would not start again), a container has no containerID yet, a restart is "
+        "already active on the pod, or the name is taken"
     ),
     422: problem_response(
         "the body is not valid (an empty containers list too: omit it for every container), "

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
+from tests.support.waiting import wait_until
+
 
 class MakePod(Protocol):
     def __call__(
@@ -30,6 +32,7 @@ def pod_manifest(
     ports: bool = False,
     pre_stop: bool = False,
     readiness_gate: bool = False,
+    restart_policy: str | None = None,
 ) -> dict[str, Any]:
     specs: list[dict[str, Any]] = []
     for index, container in enumerate(containers):
@@ -47,6 +50,8 @@ def pod_manifest(
     }
     if readiness_gate:
         pod["spec"]["readinessGates"] = [{"conditionType": "KruisePodReady"}]
+    if restart_policy is not None:
+        pod["spec"]["restartPolicy"] = restart_policy
     return pod
 
 
@@ -54,6 +59,20 @@ def read_pod(kube: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     resp = k8s.CoreV1Api(kube).read_namespaced_pod(name, namespace, _preload_content=False)
     pod: dict[str, Any] = json.loads(resp.data)
     return pod
+
+
+def run_pod(
+    kube: k8s.ApiClient, namespace: str, name: str, containers: tuple[str, ...] = ("app",)
+) -> dict[str, Any]:
+    """Create a pod on whichever control plane ``kube`` talks to and wait until it runs."""
+    k8s.CoreV1Api(kube).create_namespaced_pod(namespace, pod_manifest(name, containers))
+
+    def running() -> dict[str, Any] | None:
+        pod = read_pod(kube, namespace, name)
+        return pod if pod_is_running(pod) else None
+
+    result: dict[str, Any] = wait_until(f"pod {namespace}/{name} running", running)
+    return result
 
 
 def pod_is_running(pod: dict[str, Any]) -> bool:
@@ -75,6 +94,7 @@ def pod(
     ids: bool = True,
     gates: bool = False,
     deleting: bool = False,
+    restart_policy: str = "Always",
 ) -> dict[str, Any]:
     """Pod ``ns/web-0`` as read from the apiserver, for the pure rules and the route tests."""
     spec: dict[str, Any] = {
@@ -87,6 +107,8 @@ def pod(
             for c in containers
         ],
         "initContainers": [{"name": "init"}],
+        "restartPolicy": restart_policy,
+        "terminationGracePeriodSeconds": 30,
     }
     if node:
         spec["nodeName"] = node

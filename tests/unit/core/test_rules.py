@@ -14,18 +14,23 @@ from service.core.errors import (
     PodNotRestartable,
     RequestInvalid,
     RestartInProgress,
+    RestartPolicyNever,
     UnknownContainers,
 )
 from service.core.reading import restart_from_crr
 from service.core.rules import (
     NO_READINESS_GATE_WARNING,
+    RESTART_POLICY_ON_FAILURE_WARNING,
     check_deadline,
     check_no_active_restart,
     check_pod_restartable,
     classify_rejection,
+    create_warnings,
+    deadline_warnings,
     readiness_warnings,
     rejection_detail,
     resolve_containers,
+    restart_policy_warnings,
 )
 from service.core.schemas import RestartRequest
 from tests.support.crrs import crr
@@ -96,6 +101,83 @@ def test_pods_that_cannot_be_restarted(kwargs: dict[str, Any], message: str) -> 
         check_pod_restartable(pod(**kwargs))
     assert error.value.status == 409
     assert error.value.detail == message
+
+
+def test_a_pod_that_never_restarts_its_containers_is_refused() -> None:
+    with pytest.raises(RestartPolicyNever) as error:
+        check_pod_restartable(pod(restart_policy="Never"))
+    assert error.value.status == 409
+    assert isinstance(error.value, PodNotRestartable)  # rollouts leave such pods out
+    assert "restartPolicy Never" in error.value.detail
+    assert "would not be started again" in error.value.detail
+    for policy in ("Always", "OnFailure"):
+        check_pod_restartable(pod(restart_policy=policy))
+    # an inactive pod says so first, whatever its policy
+    with pytest.raises(PodNotRestartable, match="inactive"):
+        check_pod_restartable(pod(phase="Failed", restart_policy="Never"))
+
+
+def test_on_failure_warns_that_a_clean_exit_is_not_started_again() -> None:
+    assert restart_policy_warnings(pod(restart_policy="OnFailure")) == [
+        RESTART_POLICY_ON_FAILURE_WARNING
+    ]
+    assert "exits 0 on SIGTERM is not started again" in RESTART_POLICY_ON_FAILURE_WARNING
+    assert restart_policy_warnings(pod(restart_policy="Always")) == []
+    assert create_warnings(
+        pod(restart_policy="OnFailure"), RestartRequest(pod="web-0"), ["app"]
+    ) == [
+        NO_READINESS_GATE_WARNING,
+        RESTART_POLICY_ON_FAILURE_WARNING,
+    ]
+
+
+def _probed(grace: int, delays: dict[str, int]) -> dict[str, Any]:
+    slow = pod(gates=True)
+    slow["spec"]["terminationGracePeriodSeconds"] = grace
+    for container in slow["spec"]["containers"]:
+        delay = delays.get(container["name"], 0)
+        container["readinessProbe"] = {"initialDelaySeconds": delay, "periodSeconds": 5}
+    return slow
+
+
+def test_the_default_deadline_fits_a_pod_with_real_grace_periods_and_probes() -> None:
+    # 30 s grace per container (the Kubernetes default) and a readiness probe after 20 s
+    assert deadline_warnings(_probed(30, {"app": 20}), RestartRequest(pod="web-0"), ["app"]) == []
+    both = ["app", "sidecar"]
+    assert deadline_warnings(_probed(30, {"app": 20}), RestartRequest(pod="web-0"), both) == []
+
+
+def test_a_deadline_shorter_than_stopping_and_starting_may_take_is_warned() -> None:
+    request = RestartRequest(pod="web-0", activeDeadlineSeconds=60)
+    # 3 s unready + 2 x 30 s to stop + 10 s until ready: 73 s > 60 s
+    (warning,) = deadline_warnings(_probed(30, {"app": 10}), request, ["app", "sidecar"])
+    assert warning.startswith("activeDeadlineSeconds 60 may be too short for this pod")
+    assert "up to 60s (terminationGracePeriodSeconds 30" in warning
+    assert "at least 10s" in warning and "DeadlineExceeded" in warning
+    # one container, or a shorter grace period given with the request, fits
+    assert deadline_warnings(_probed(30, {"app": 10}), request, ["app"]) == []
+    shorter = RestartRequest(pod="web-0", activeDeadlineSeconds=60, terminationGracePeriodSeconds=5)
+    assert deadline_warnings(_probed(30, {"app": 10}), shorter, ["app", "sidecar"]) == []
+    # a database's long grace period outlasts the default deadline
+    (warning,) = deadline_warnings(_probed(600, {}), RestartRequest(pod="web-0"), ["app"])
+    assert "activeDeadlineSeconds 300" in warning and "up to 600s" in warning
+
+
+def test_ordered_restarts_wait_for_each_container_to_be_ready() -> None:
+    probed = _probed(10, {"app": 40, "sidecar": 40})
+    unordered = RestartRequest(pod="web-0", activeDeadlineSeconds=70)
+    assert deadline_warnings(probed, unordered, ["app", "sidecar"]) == []  # 3 + 20 + 40
+    ordered = unordered.model_copy(update={"orderedRecreate": True})
+    (warning,) = deadline_warnings(probed, ordered, ["app", "sidecar"])  # 3 + 20 + 80
+    assert "at least 80s" in warning
+
+
+def test_a_pod_without_a_grace_period_counts_the_kubernetes_default() -> None:
+    bare = pod()
+    del bare["spec"]["terminationGracePeriodSeconds"]
+    request = RestartRequest(pod="web-0", activeDeadlineSeconds=30)
+    (warning,) = deadline_warnings(bare, request, ["app"])
+    assert "terminationGracePeriodSeconds 30" in warning
 
 
 def test_a_pod_terminated_by_the_sidecar_terminator_is_allowed() -> None:

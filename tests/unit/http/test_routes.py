@@ -38,6 +38,7 @@ class RouteKube(FakeKube):
         self.pod_error: Exception | None = None
         self.version_error: Exception | None = None
         self.created: list[KubeObject] = []
+        self.restart_policy = "Always"
 
     def crr_version(self, *, refresh: bool = False) -> str:
         if self.version_error is not None:
@@ -47,7 +48,7 @@ class RouteKube(FakeKube):
     def get_pod(self, namespace: str, name: str) -> KubeObject:
         if self.pod_error is not None:
             raise self.pod_error
-        return pod()
+        return pod(restart_policy=self.restart_policy)
 
     def create_crr(self, namespace: str, body: KubeObject, *, dry_run: bool) -> KubeObject:
         if self.create_error is not None:
@@ -196,3 +197,18 @@ def test_an_empty_list_of_containers_is_refused_not_every_container() -> None:
         # omitted, it means every container
         assert client.post(URL, json={"pod": "web-0"}).status_code == 201
         assert [c["name"] for c in kube.created[0]["spec"]["containers"]] == ["app", "sidecar"]
+
+
+def test_a_pod_whose_containers_would_not_start_again_is_refused() -> None:
+    kube = RouteKube()
+    kube.restart_policy = "Never"
+    with service(kube) as client:
+        body = problem(client.post(URL, json={"pod": "web-0"}), 409)
+        assert body["type"] == "urn:crr-gateway:problem:restart-policy-never"
+        assert "would not be started again" in body["detail"]
+        assert kube.created == []
+        kube.restart_policy = "OnFailure"
+        created = client.post(URL, json={"pod": "web-0", "containers": ["app"]})
+        assert created.status_code == 201, created.text
+        assert "exits 0 on SIGTERM is not started again" in created.headers["warning"]
+        assert any("exits 0 on SIGTERM" in w for w in created.json()["warnings"])
