@@ -18,6 +18,7 @@ from service.config import Settings, get_settings
 from service.http import problems
 from service.http.deps import AppServices
 from service.http.middleware.body_limit import BodyLimitMiddleware
+from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.metrics import MetricsMiddleware
 from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import monitoring, restarts
@@ -105,6 +106,8 @@ def create_app(
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:  # outside metrics: its 500s, and every error, carry CORS too
+        app.add_middleware(ProblemCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and audit see every status
     app.include_router(restarts.router)
     app.include_router(monitoring.router)

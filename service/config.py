@@ -6,6 +6,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +15,7 @@ ALL_NAMESPACES = "*"
 
 AuthMode = Literal["kubernetes", "static", "none"]
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_loopback(host: str) -> bool:
@@ -24,6 +26,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_origin(origin: str) -> None:
+    """``origin`` is one exact browser origin (``scheme://host[:port]``, as the ``Origin``
+    header carries it), so the CORS allowlist compares it as a browser sends it. No "*": an
+    allowlist names its portals (and the service needs no credentialed requests anyway)."""
+    if origin in ("*", "null"):
+        raise ValueError(
+            f"CORS origin {origin!r} is not allowed: list each portal's origin, "
+            "such as https://portal.example.com"
+        )
+    parsed = urlsplit(origin)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    host = parsed.hostname or ""
+    canonical = f"{parsed.scheme.lower()}://{f'[{host}]' if ':' in host else host}"
+    if port is not None and port != _DEFAULT_PORTS.get(parsed.scheme.lower()):
+        canonical += f":{port}"
+    if (
+        parsed.scheme.lower() not in _DEFAULT_PORTS
+        or not host
+        or port == -1
+        or parsed.username is not None
+        or parsed.password is not None
+        or "*" in parsed.netloc
+    ):
+        raise ValueError(
+            f"CORS origin {origin!r} is not an origin: write scheme://host[:port], "
+            "such as https://portal.example.com"
+        )
+    if origin != canonical:
+        raise ValueError(
+            f"CORS origin {origin!r} is not written as browsers send it: write {canonical!r} "
+            "(lowercase, no path or trailing slash, no default port)"
+        )
 
 
 class Settings(BaseSettings):
@@ -130,6 +169,11 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="larger request bodies are refused with 413"
     )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="browser origins allowed to call the API (CORS), comma separated, each "
+        "exactly as a browser sends it (https://portal.example.com); empty: CORS off",
+    )
     list_max_limit: int = Field(default=500, ge=1)
     log_level: str = "info"
     access_log: bool = Field(
@@ -151,7 +195,7 @@ class Settings(BaseSettings):
         "throughput (BENCHMARKS.md, Tuning done from these figures)",
     )
 
-    @field_validator("namespaces", "auth_audiences", mode="before")
+    @field_validator("namespaces", "auth_audiences", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -165,6 +209,13 @@ class Settings(BaseSettings):
             raise ValueError("at least one namespace (or '*') must be served")
         if ALL_NAMESPACES in value and len(value) > 1:
             raise ValueError("'*' cannot be combined with named namespaces")
+        return sorted(set(value))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            check_origin(origin)
         return sorted(set(value))
 
     @model_validator(mode="after")
