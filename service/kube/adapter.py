@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -22,9 +21,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import OpenApiException
 
 from service.core.crr import CRR_GROUP, CRR_PLURAL, CRR_VERSIONS_PREFERRED
-from service.core.errors import KruiseMissing, KubeError, KubeInvalid, KubeNotFound, KubeUnavailable
+from service.core.errors import KruiseMissing, KubeError, KubeNotFound, KubeUnavailable
 from service.core.objects import KubeObject
-from service.kube.port import ListResult
+from service.kube.port import ListResult, Resource
+from service.kube.port import path_segment as _seg
 from service.kube.translate import translate_status, transport_error
 from service.kube.watch import HttpWatchStream
 
@@ -33,14 +33,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "crr-gateway/0.1"
 _LIST_PAGE = 500
 _WATCH_READ_SLACK_SECONDS = 30
-
-
-def _seg(value: str) -> str:
-    """One path segment. "." and ".." are refused: urllib3 removes dot segments, so a name
-    "." would turn a DELETE of one object into a DELETE of the whole collection."""
-    if value in ("", ".", ".."):
-        raise KubeInvalid(f"{value!r} is not a valid object name")
-    return quote(value, safe="")
 
 
 class KubeClient:
@@ -86,12 +78,13 @@ class KubeClient:
         *,
         query: Sequence[tuple[str, str]] = (),
         body: KubeObject | None = None,
+        content_type: str = "application/json",
         timeout: float | tuple[float, float] | None = None,
         what: str,
     ) -> urllib3.BaseHTTPResponse:
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         try:
             method_, url, header_params, body_, _ = self._api.param_serialize(
                 method=method,
@@ -126,9 +119,12 @@ class KubeClient:
         *,
         query: Sequence[tuple[str, str]] = (),
         body: KubeObject | None = None,
+        content_type: str = "application/json",
         what: str,
     ) -> KubeObject:
-        response = self._open(method, path, query=query, body=body, what=what)
+        response = self._open(
+            method, path, query=query, body=body, content_type=content_type, what=what
+        )
         try:
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -230,15 +226,31 @@ class KubeClient:
         )
 
     def list_crrs(self, namespace: str | None) -> ListResult:
-        path = self._crr_path(namespace)
+        return self._list(self._crr_path(namespace), what="listing ContainerRecreateRequests")
+
+    def watch_crrs(
+        self, namespace: str | None, resource_version: str, *, timeout_seconds: int
+    ) -> HttpWatchStream:
+        return self._watch(
+            self._crr_path(namespace),
+            resource_version,
+            timeout_seconds,
+            what="watching ContainerRecreateRequests",
+        )
+
+    def _list(self, path: str, *, label_selector: str = "", what: str) -> ListResult:
+        """Every page of a collection; the list's resourceVersion is the first page's (the
+        continue token pins the rest to the same snapshot)."""
         items: list[KubeObject] = []
         resource_version = ""
         token = ""
         while True:
             query = [("limit", str(_LIST_PAGE))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
             if token:
                 query.append(("continue", token))
-            page = self._json("GET", path, query=query, what="listing ContainerRecreateRequests")
+            page = self._json("GET", path, query=query, what=what)
             metadata = page.get("metadata") or {}
             if not resource_version:
                 resource_version = str(metadata.get("resourceVersion") or "")
@@ -247,8 +259,8 @@ class KubeClient:
             if not token:
                 return ListResult(items, resource_version)
 
-    def watch_crrs(
-        self, namespace: str | None, resource_version: str, *, timeout_seconds: int
+    def _watch(
+        self, path: str, resource_version: str, timeout_seconds: int, *, what: str
     ) -> HttpWatchStream:
         query = [
             ("watch", "true"),
@@ -259,12 +271,84 @@ class KubeClient:
             query.append(("resourceVersion", resource_version))
         response = self._open(
             "GET",
-            self._crr_path(namespace),
+            path,
             query=query,
             timeout=(self._timeout, timeout_seconds + _WATCH_READ_SLACK_SECONDS),
-            what="watching ContainerRecreateRequests",
+            what=what,
         )
         return HttpWatchStream(response)
+
+    # ------------------------------------------------------------ any resource, raw JSON
+
+    def get_object(self, resource: Resource, namespace: str, name: str) -> KubeObject:
+        return self._json(
+            "GET",
+            resource.path(namespace, name),
+            what=f"reading {resource.qualified} {namespace}/{name}",
+        )
+
+    def list_objects(
+        self, resource: Resource, namespace: str | None, *, label_selector: str = ""
+    ) -> ListResult:
+        return self._list(
+            resource.path(namespace),
+            label_selector=label_selector,
+            what=f"listing {resource.qualified} in {namespace or 'every namespace'}",
+        )
+
+    def watch_objects(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+    ) -> HttpWatchStream:
+        return self._watch(
+            resource.path(namespace),
+            resource_version,
+            timeout_seconds,
+            what=f"watching {resource.qualified} in {namespace or 'every namespace'}",
+        )
+
+    def create_object(
+        self, resource: Resource, namespace: str, body: KubeObject, *, dry_run: bool = False
+    ) -> KubeObject:
+        return self._json(
+            "POST",
+            resource.path(namespace),
+            query=[("dryRun", "All")] if dry_run else [],
+            body=body,
+            what=f"creating {resource.qualified} in {namespace}",
+        )
+
+    def replace_object(
+        self, resource: Resource, namespace: str, name: str, body: KubeObject
+    ) -> KubeObject:
+        return self._json(
+            "PUT",
+            resource.path(namespace, name),
+            body=body,
+            what=f"replacing {resource.qualified} {namespace}/{name}",
+        )
+
+    def patch_object(
+        self, resource: Resource, namespace: str, name: str, patch: KubeObject
+    ) -> KubeObject:
+        return self._json(
+            "PATCH",
+            resource.path(namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+            what=f"patching {resource.qualified} {namespace}/{name}",
+        )
+
+    def delete_object(self, resource: Resource, namespace: str, name: str) -> KubeObject:
+        return self._json(
+            "DELETE",
+            resource.path(namespace, name),
+            what=f"deleting {resource.qualified} {namespace}/{name}",
+        )
 
     # ------------------------------------------------------------ callers and audit
 
