@@ -55,6 +55,32 @@ class Metrics:
         )
         self.cache_ready = Gauge(
             "crr_gateway_cache_ready",
-            "1 when every served scope has synced and its watch is healthy.",
+            "1 when every watch cache (restarts, pods, rollouts, disruption budgets) has "
+            "synced every served scope and its watches are healthy.",
+            registry=self.registry,
+        )
+        # every watch cache, restarts included, by name
+        self.watch_cache_ready = Gauge(
+            "crr_gateway_watch_cache_ready",
+            "1 when the cache has synced every served scope and its watches are healthy.",
+            ["cache"],
+            registry=self.registry,
+        )
+        self.watch_cache_objects = Gauge(
+            "crr_gateway_watch_cache_objects",
+            "Objects a watch cache holds (live, and tombstones of deleted ones).",
+            ["cache", "state"],
+            registry=self.registry,
+        )
+        self.watch_cache_relists = Counter(
+            "crr_gateway_watch_cache_relists",
+            "Times a watch cache's list+watch was restarted, by cache, scope and reason.",
+            ["cache", "scope", "reason"],
+            registry=self.registry,
+        )
+        self.watch_cache_events = Counter(
+            "crr_gateway_watch_cache_events",
+            "Watch events applied to a watch cache, by cache and type.",
+            ["cache", "type"],
             registry=self.registry,
         )

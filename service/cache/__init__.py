@@ -1,11 +1,17 @@
-"""The CRR watch cache: every status read is answered from here, never from the apiserver.
+"""The watch caches: every status read is answered from here, never from the apiserver.
 
-``store.RestartCache`` holds the restarts (``entries.Entry``: parsed and encoded once),
-answers reads, wakes long polls and event streams, keeps tombstones of deleted CRRs for the
-retention, and says whether it is ready. ``reflector.Reflector`` feeds it: one list+watch
-thread per served scope, relisting on 410 Gone or a broken watch.
+``store.RestartCache`` holds the restarts (CRRs; ``entries.Entry``: parsed and encoded once),
+``rollouts.RolloutCache`` the RestartRollouts, ``pods.PodCache`` the pods (trimmed to what the
+rules read) and ``budgets.BudgetCache`` the PodDisruptionBudgets and PodUnavailableBudgets;
+``caches.Caches`` builds, starts, drains and stops them together and says whether they are all
+ready. The machinery is shared: ``reflector.Reflector`` feeds each cache from a source
+(``sources``: one list+watch thread per served scope, relisting on 410 Gone or a broken watch),
+``watched.WatchedStore`` keeps the health of its scopes (``scopes``), readiness, draining and
+metrics, ``keyed.KeyedStore`` adds entries that outlive their object (tombstones kept for the
+retention, resourceVersion order, waiters that wake long polls and event streams) for restarts
+and rollouts, and ``objects.ObjectStore`` plain trimmed objects for pods and budgets.
 
 All state belongs to the event loop (no locks on the read path); the threads only hand it
-parsed entries. May import: ``service.kube`` (the port), ``service.core``,
-``service.config``, ``service.metrics``.
+decoded objects, and subscribers are called on the event loop. May import: ``service.kube``
+(the port), ``service.core``, ``service.config``, ``service.metrics``.
 """

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.core.objects import KubeObject
+from service.core.objects import KubeObject, metadata
 from service.core.reading import (
     DELETED_MESSAGE,
     crr_idempotency_label,
     crr_request_hash,
     restart_from_crr,
 )
+from service.core.rollouts import ROLLOUT_LABEL
 from service.core.schemas import Restart
 
 Key = tuple[str, str]  # (namespace, name)
@@ -25,10 +26,21 @@ class Entry:
     deleted_at: float | None  # monotonic time the CRR was seen deleted (a tombstone)
     request_hash: str | None
     idempotency: str | None
+    rollout: str | None = None  # the rollout that made it (its CRR's crr-gateway.io/rollout)
 
     @property
     def key(self) -> Key:
         return (self.restart.namespace, self.restart.name)
+
+    @property
+    def resource_version(self) -> str:
+        return self.restart.resourceVersion
+
+
+def crr_rollout(obj: KubeObject) -> str | None:
+    labels = metadata(obj).get("labels")
+    value = labels.get(ROLLOUT_LABEL) if isinstance(labels, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
@@ -39,6 +51,7 @@ def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
         deleted_at=deleted_at,
         request_hash=crr_request_hash(obj),
         idempotency=crr_idempotency_label(obj),
+        rollout=crr_rollout(obj),
     )
 
 
@@ -61,4 +74,5 @@ def tombstone_of(entry: Entry, now: float) -> Entry:
         deleted_at=now,
         request_hash=entry.request_hash,
         idempotency=entry.idempotency,
+        rollout=entry.rollout,
     )

@@ -1,7 +1,10 @@
-"""The reflector: one list+watch per served namespace (or one cluster-wide), each in its own
-thread, because the official client blocks. A thread parses every event once into an
-``Entry`` and hands it to the event loop; a 410 Gone relists at once, any other failure
-relists after a jittered, growing backoff, and the scope reads unhealthy meanwhile."""
+"""The reflector: one list+watch of a source per served namespace (or one cluster-wide), each
+in its own thread, because the official client blocks. A thread decodes every object once
+(the store's ``decode``: an entry, a trimmed pod...) and hands it to the event loop; a 410
+Gone relists at once, any other failure relists after a jittered, growing backoff, and the
+scope reads unhealthy meanwhile. A source whose resource the cluster does not serve (an
+optional one, such as OpenKruise's PodUnavailableBudgets) reads as empty and is looked at
+again from time to time."""
 
 from __future__ import annotations
 
@@ -12,25 +15,52 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from service.cache.entries import Entry, make_entry
+from service.cache.scopes import WatchScope
 from service.config import Settings
 from service.core.errors import GatewayError, KruiseMissing, KubeError, KubeGone
-from service.kube.port import KubeAPI, WatchStream
-from service.metrics import Metrics
+from service.core.objects import KubeObject
+from service.kube.port import ListResult, WatchStream
 
 log = logging.getLogger(__name__)
 
-WatchScope = str | None  # a namespace, or None for every namespace
+T = TypeVar("T")
 
 
-class ReflectorSink(Protocol):
+class NotServed(Exception):
+    """Raised by a source's ``list`` when the cluster does not serve its (optional)
+    resource: the scope then holds nothing, and is listed again later."""
+
+
+class WatchSource(Protocol):
+    """What a reflector lists and watches. Both calls block (they run in its threads)."""
+
+    @property
+    def name(self) -> str:
+        """Names the source in thread names, log lines and metric labels."""
+        ...
+
+    def list(self, scope: WatchScope, *, relist: bool) -> ListResult:
+        """Everything in ``scope``; ``relist`` is False for the first list of the scope."""
+        ...
+
+    def watch(
+        self, scope: WatchScope, resource_version: str, *, timeout_seconds: int
+    ) -> WatchStream: ...
+
+
+Decode = Callable[[KubeObject, float | None], T]
+"""An object off the wire, and the (monotonic) time it was seen deleted, to what the store
+keeps. Runs in the reflector's threads, so the event loop never parses."""
+
+
+class ReflectorSink(Protocol[T]):
     """Where the reflector's news goes; every call runs on the event loop."""
 
-    def apply_list(self, scope: WatchScope, entries: list[Entry], now: float) -> None: ...
+    def apply_list(self, scope: WatchScope, items: list[T], now: float) -> None: ...
 
-    def apply_event(self, kind: str, entry: Entry) -> None: ...
+    def apply_event(self, kind: str, item: T) -> None: ...
 
     def set_unhealthy(self, scope: WatchScope, error: str, since: datetime) -> None: ...
 
@@ -39,20 +69,24 @@ class _Stopped(Exception):
     pass
 
 
-class Reflector:
+class Reflector(Generic[T]):
     def __init__(
         self,
-        kube: KubeAPI,
-        settings: Settings,
-        metrics: Metrics,
-        sink: ReflectorSink,
+        source: WatchSource,
+        decode: Decode[T],
+        sink: ReflectorSink[T],
         scopes: Sequence[WatchScope],
+        settings: Settings,
         *,
         clock: Callable[[], float],
+        on_relist: Callable[[str, str], None],
     ) -> None:
-        self._kube = kube
+        """``on_relist(scope label, reason)`` counts every restart of a list+watch; it is
+        called from the reflector's threads."""
+        self._source = source
+        self._decode = decode
         self._settings = settings
-        self._metrics = metrics
+        self._on_relist = on_relist
         self._sink = sink
         self._scopes = list(scopes)
         self._clock = clock
@@ -68,7 +102,7 @@ class Reflector:
             thread = threading.Thread(
                 target=self._reflect,
                 args=(scope,),
-                name=f"crr-watch-{scope or 'all'}",
+                name=f"watch-{self._source.name}-{scope or 'all'}",
                 daemon=True,
             )
             self._threads.append(thread)
@@ -100,21 +134,30 @@ class Reflector:
 
     def _reflect(self, scope: WatchScope) -> None:
         label = scope or "*"
+        what = f"watch of {self._source.name} in {label}"
         backoff = self._settings.relist_backoff_initial_seconds
         first = True
         while not self._stop.is_set():
             reason = "error"
             try:
-                resource_version = self._list(scope, refresh=not first)
+                resource_version = self._list(scope, relist=not first)
                 first = False
                 backoff = self._settings.relist_backoff_initial_seconds
                 self._watch(scope, resource_version)
             except _Stopped:
                 return
+            except NotServed as e:
+                first = False
+                log.info("%s: not served by the cluster (%s); holding none", what, e)
+                with contextlib.suppress(_Stopped):
+                    self._post(self._sink.apply_list, scope, [], self._clock())
+                if self._stop.wait(self._settings.relist_backoff_max_seconds):
+                    return
+                continue  # look again: it may have been installed since
             except KubeGone:
                 reason = "expired"
-                log.info("watch of CRRs in %s expired; relisting", label)
-                self._metrics.watch_restarts.labels(label, reason).inc()
+                log.info("%s expired; relisting", what)
+                self._on_relist(label, reason)
                 continue  # relist at once: the apiserver is fine
             except Exception as e:
                 if self._stop.is_set():
@@ -122,22 +165,22 @@ class Reflector:
                 reason = "kruise-missing" if isinstance(e, KruiseMissing) else "error"
                 message = e.detail if isinstance(e, GatewayError) else f"{type(e).__name__}: {e}"
                 if not isinstance(e, KubeError | KruiseMissing):
-                    log.exception("watch of CRRs in %s failed", label)
+                    log.exception("%s failed", what)
                 else:
-                    log.warning("watch of CRRs in %s failed: %s", label, message)
+                    log.warning("%s failed: %s", what, message)
                 with contextlib.suppress(_Stopped):
                     self._post(self._sink.set_unhealthy, scope, message, datetime.now(UTC))
-                self._metrics.watch_restarts.labels(label, reason).inc()
+                self._on_relist(label, reason)
             jitter = random.uniform(0.8, 1.2)
             if self._stop.wait(backoff * jitter):
                 return
             backoff = min(backoff * 2, self._settings.relist_backoff_max_seconds)
 
-    def _list(self, scope: WatchScope, *, refresh: bool) -> str:
-        self._kube.crr_version(refresh=refresh)
-        result = self._kube.list_crrs(scope)
-        entries = [make_entry(item) for item in result.items]
-        self._post(self._sink.apply_list, scope, entries, self._clock())
+    def _list(self, scope: WatchScope, *, relist: bool) -> str:
+        result = self._source.list(scope, relist=relist)
+        decoded = (self._read(item, None) for item in result.items)
+        items = [item for item in decoded if item is not None]
+        self._post(self._sink.apply_list, scope, items, self._clock())
         return result.resource_version
 
     def _watch(self, scope: WatchScope, resource_version: str) -> None:
@@ -145,7 +188,7 @@ class Reflector:
         last version seen. Raises on errors so the caller relists."""
         while not self._stop.is_set():
             timeout = int(self._settings.watch_timeout_seconds * random.uniform(0.9, 1.0)) or 1
-            stream = self._kube.watch_crrs(scope, resource_version, timeout_seconds=timeout)
+            stream = self._source.watch(scope, resource_version, timeout_seconds=timeout)
             with self._streams_lock:
                 self._streams[scope] = stream
             if self._stop.is_set():
@@ -182,6 +225,18 @@ class Reflector:
             return new_version or resource_version
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             raise KubeError(f"unknown watch event type {kind}")
-        entry = make_entry(obj, deleted_at=self._clock() if kind == "DELETED" else None)
-        self._post(self._sink.apply_event, str(kind), entry)
+        item = self._read(obj, self._clock() if kind == "DELETED" else None)
+        if item is not None:
+            self._post(self._sink.apply_event, str(kind), item)
         return new_version or resource_version
+
+    def _read(self, obj: KubeObject, deleted_at: float | None) -> T | None:
+        """The decoded object; one the store cannot read (say, a hand-made custom resource
+        that breaks its schema) is left out and logged, never a reason to relist forever."""
+        try:
+            return self._decode(obj, deleted_at)
+        except Exception as e:
+            meta = obj.get("metadata")
+            where = f"{meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, dict) else "?"
+            log.warning("%s: left out %s, unreadable: %s", self._source.name, where, e)
+            return None
