@@ -11,15 +11,16 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 
-# Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --requirement /tmp/requirements.txt
+# Dependencies first, in their own layer: it is rebuilt only when the lock changes. Exactly the
+# locked versions, each file checked against its hash (requirements/runtime.txt: `make lock`).
+COPY requirements/runtime.txt ./requirements/
+RUN pip install --require-hashes --requirement requirements/runtime.txt
 
-# Then the project itself, as a wheel, without touching the dependencies again.
-COPY README.md ./
+# Then the project itself, as a wheel, without touching the dependencies again; built with the
+# locked setuptools, so nothing unhashed is fetched.
+COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install --no-deps .
+RUN pip install --no-deps --no-build-isolation .
 
 
 FROM python:3.11-slim-bookworm

@@ -1,0 +1,244 @@
+"""The pod cache over a fake of our own ``KubeAPI`` port: trimmed pods the rules read as they
+read fetched ones, list then watch, deletions, stale events, relists that replace the scope,
+label selectors, subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from service.cache.pods import PodCache, trim_pod
+from service.core.errors import KubeUnavailable, PodNotRestartable
+from service.core.rules import (
+    check_pod_restartable,
+    readiness_warnings,
+    resolve_containers,
+)
+from service.kube.port import PODS
+from service.metrics import Metrics
+from tests.support.caches import pod_object, run_started, until, watch_event
+from tests.support.clock import ManualClock
+from tests.support.fake_kube import FakeKube
+
+
+def run(
+    kube: FakeKube,
+    body: Callable[[PodCache, ManualClock, Metrics], Awaitable[None]],
+    **settings: Any,
+) -> None:
+    run_started(lambda s, m, c: PodCache(kube, s, m, clock=c), body, **settings)
+
+
+def test_a_trimmed_pod_keeps_what_the_rules_read_in_the_same_shape() -> None:
+    full = pod_object("web-0", 5, containers=("app", "sidecar"))
+    pod = trim_pod(full)
+    assert pod["metadata"] == {
+        "name": "web-0",
+        "namespace": "ns",
+        "uid": "uid-web-0",
+        "resourceVersion": "5",
+        "labels": {"app": "web"},
+        "creationTimestamp": "2026-11-27T10:00:00Z",
+        "ownerReferences": [
+            {
+                "apiVersion": "apps.kruise.io/v1alpha1",
+                "kind": "CloneSet",
+                "name": "web",
+                "uid": "cs-uid",
+                "controller": True,
+            }
+        ],
+    }
+    assert pod["spec"] == {
+        "nodeName": "node-1",
+        "restartPolicy": "Always",
+        "readinessGates": [{"conditionType": "KruisePodReady"}],
+        "containers": [{"name": "app"}, {"name": "sidecar"}],
+    }
+    assert pod["status"]["conditions"] == [
+        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-27T10:00:01Z"}
+    ]
+    assert pod["status"]["containerStatuses"][1] == {
+        "name": "sidecar",
+        "containerID": "containerd://web-0-sidecar",
+        "ready": True,
+        "restartCount": 0,
+        "started": True,
+    }
+    # the rules answer for the trimmed pod exactly what they answer for the full one
+    for each in (full, pod):
+        check_pod_restartable(each)
+        assert resolve_containers(each, None) == ["app", "sidecar"]
+        assert readiness_warnings(each) == []
+    pending = pod_object("web-1", 5, node="")
+    with pytest.raises(PodNotRestartable):
+        check_pod_restartable(trim_pod(pending))
+
+
+def test_a_pod_without_optional_sections_trims_to_the_sections_only() -> None:
+    pod = trim_pod({"metadata": {"name": "bare", "namespace": "ns"}})
+    assert pod == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare", "namespace": "ns"},
+        "spec": {"containers": []},
+        "status": {},
+    }
+
+
+def test_list_then_watch_adds_changes_and_deletes_pods() -> None:
+    kube = FakeKube()
+    kube.objects[PODS] = [pod_object("web-1", 10), pod_object("web-0", 11)]
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        assert not cache.synced("ns")
+        await until(lambda: cache.ready)
+        assert cache.synced("ns") and not cache.synced("other")
+        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-0", "web-1"]
+        assert kube.object_watch_versions[PODS] == ["100"]  # watched from the list's version
+        got = cache.get("ns", "web-0")
+        assert got is not None and "managedFields" not in got["metadata"]
+
+        events = kube.object_events[PODS]
+        events.put(watch_event("ADDED", pod_object("web-2", 12)))
+        events.put(watch_event("MODIFIED", pod_object("web-0", 13, ready=False)))
+        events.put(watch_event("MODIFIED", pod_object("web-0", 9)))  # stale: ignored
+        events.put(watch_event("DELETED", pod_object("web-1", 14)))
+        await until(lambda: cache.get("ns", "web-1") is None)
+        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-0", "web-2"]
+        web0 = cache.get("ns", "web-0")
+        assert web0 is not None and web0["metadata"]["resourceVersion"] == "13"
+        assert web0["status"]["conditions"][0]["status"] == "False"
+        assert cache.get("other", "web-0") is None
+        sample = metrics.registry.get_sample_value
+        assert sample("crr_gateway_watch_cache_objects", {"cache": "pods", "state": "live"}) == 2
+        assert sample("crr_gateway_watch_cache_ready", {"cache": "pods"}) == 1
+        assert sample("crr_gateway_watch_cache_events_total", {"cache": "pods", "type": "DELETED"})
+
+    run(kube, body)
+
+
+def test_a_stale_deletion_keeps_the_newer_pod() -> None:
+    """A pod deleted and made again under its name: the old one's DELETED (older version)
+    must not remove the new one."""
+    kube = FakeKube()
+    kube.objects[PODS] = [pod_object("web-0", 20, uid="new")]
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        await until(lambda: cache.ready)
+        kube.object_events[PODS].put(watch_event("DELETED", pod_object("web-0", 15, uid="old")))
+        kube.object_events[PODS].put(watch_event("ADDED", pod_object("web-9", 21)))
+        await until(lambda: cache.get("ns", "web-9") is not None)
+        kept = cache.get("ns", "web-0")
+        assert kept is not None and kept["metadata"]["uid"] == "new"
+
+    run(kube, body)
+
+
+def test_a_relist_replaces_the_scope_and_subscribers_hear_each_namespace_once() -> None:
+    kube = FakeKube()
+    kube.objects[PODS] = [pod_object("web-0", 10), pod_object("web-1", 11)]
+    heard: list[str] = []
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        cache.subscribe(heard.append)
+        await until(lambda: cache.ready)
+        assert heard == ["ns"]  # one call for the whole list
+        kube.object_events[PODS].put(watch_event("MODIFIED", pod_object("web-0", 12)))
+        await until(lambda: len(heard) == 2)
+        # the watch expires; meanwhile web-0 was deleted and web-5 created
+        kube.objects[PODS] = [pod_object("web-1", 11), pod_object("web-5", 30)]
+        kube.object_events[PODS].put(
+            watch_event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})
+        )
+        await until(lambda: cache.get("ns", "web-5") is not None)
+        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-1", "web-5"]
+        assert heard == ["ns", "ns", "ns"]
+        labels = {"cache": "pods", "scope": "ns", "reason": "expired"}
+        assert metrics.registry.get_sample_value("crr_gateway_watch_cache_relists_total", labels)
+
+    run(kube, body)
+
+
+def test_matching_follows_label_selector_semantics() -> None:
+    kube = FakeKube()
+    kube.objects[PODS] = [
+        pod_object("web-0", 10, labels={"app": "web", "tier": "front"}),
+        pod_object("web-1", 11, labels={"app": "web", "tier": "back"}),
+        pod_object("db-0", 12, labels={"app": "db"}),
+        pod_object("web-0", 13, namespace="other", labels={"app": "web"}),
+    ]
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        await until(lambda: cache.ready)
+
+        def names(selector: dict[str, object]) -> list[str]:
+            return [p["metadata"]["name"] for p in cache.matching("ns", selector)]
+
+        assert names({"matchLabels": {"app": "web"}}) == ["web-0", "web-1"]
+        assert names({}) == ["db-0", "web-0", "web-1"]
+        expression = {"key": "tier", "operator": "NotIn", "values": ["back"]}
+        assert names({"matchLabels": {"app": "web"}, "matchExpressions": [expression]}) == ["web-0"]
+        assert names({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}) == [
+            "db-0"
+        ]
+        assert names({"matchLabels": {"app": "none"}}) == []
+
+    run(kube, body)
+
+
+def test_a_subscriber_that_raises_breaks_nothing() -> None:
+    kube = FakeKube()
+    kube.objects[PODS] = [pod_object("web-0", 10)]
+    heard: list[str] = []
+
+    def broken(namespace: str) -> None:
+        raise RuntimeError("subscriber bug")
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        cache.subscribe(broken)
+        cache.subscribe(heard.append)
+        await until(lambda: cache.ready)
+        kube.object_events[PODS].put(watch_event("ADDED", pod_object("web-1", 11)))
+        await until(lambda: cache.get("ns", "web-1") is not None)
+        assert heard == ["ns", "ns"]
+
+    run(kube, body)
+
+
+def test_readiness_and_staleness_follow_the_watch() -> None:
+    kube = FakeKube()
+    kube.object_list_errors[PODS] = KubeUnavailable("refused")
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        await until(lambda: kube.object_lists[PODS] >= 2)
+        assert not cache.ready and not cache.synced("ns")
+        assert cache.scope_status() == {
+            "ns": {"synced": False, "healthy": False, "error": "refused"}
+        }
+        del kube.object_list_errors[PODS]
+        await until(lambda: cache.ready)
+        assert cache.stale_since("ns") is None
+        kube.object_list_errors[PODS] = KubeUnavailable("refused again")
+        kube.object_events[PODS].put(KubeUnavailable("stream broken"))
+        await until(lambda: cache.stale_since("ns") is not None)
+        assert cache.synced("ns") and not cache.ready  # still answers, but says it is behind
+        del kube.object_list_errors[PODS]
+        await until(lambda: cache.ready, timeout=10)
+
+    run(kube, body)
+
+
+def test_drain_makes_it_unready() -> None:
+    kube = FakeKube()
+
+    async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
+        await until(lambda: cache.ready)
+        cache.drain_threadsafe()
+        await asyncio.sleep(0.05)
+        assert cache.draining and not cache.ready
+
+    run(kube, body)
