@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from service.auth.facade import build_auth
 from service.auth.static_tokens import load_tokens_file
-from service.cache.store import RestartCache
+from service.cache.caches import Caches
 from service.config import Settings, get_settings
 from service.http import problems
 from service.http.deps import AppServices
@@ -54,7 +54,7 @@ def begin_shutdown(app: FastAPI) -> None:
     end instead of holding up the graceful shutdown. Safe from a signal handler."""
     services: AppServices | None = getattr(app.state, "services", None)
     if services is not None:
-        services.cache.drain_threadsafe()
+        services.caches.drain_threadsafe()
 
 
 def create_app(
@@ -70,10 +70,21 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         kube = await to_thread.run_sync(factory, settings)
-        cache = RestartCache(kube, settings, metrics)
-        operations = RestartOperations(kube, cache, settings, metrics)
-        await cache.start()
-        app.state.services = AppServices(settings, cache, operations, metrics)
+        caches = Caches.build(kube, settings, metrics)
+        cache, pods = caches.restarts, caches.pods
+        rollouts, budgets = caches.rollouts, caches.budgets
+        operations = RestartOperations(kube, cache, settings, metrics, pods=pods)
+        await caches.start()
+        app.state.services = AppServices(
+            settings=settings,
+            cache=cache,
+            operations=operations,
+            metrics=metrics,
+            rollouts=rollouts,
+            pods=pods,
+            budgets=budgets,
+            caches=caches,
+        )
         app.state.auth = build_auth(settings, kube)
         log.info("crr-gateway serving namespaces %s", ",".join(settings.namespaces))
         try:
@@ -81,7 +92,7 @@ def create_app(
         finally:
             app.state.services = None
             app.state.auth = None
-            await cache.stop()
+            await caches.stop()
             await operations.drain()
             await to_thread.run_sync(kube.close)
 

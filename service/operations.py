@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from anyio import to_thread
 
 from service.cache.entries import Entry, make_entry
+from service.cache.pods import PodCache
 from service.cache.store import RestartCache
 from service.config import Settings
 from service.core.crr import build_crr
 from service.core.errors import (
+    ContainerNotStarted,
     IdempotencyKeyReused,
     KruiseLagging,
     KubeAlreadyExists,
@@ -23,8 +25,10 @@ from service.core.errors import (
     KubeNotFound,
     KubeTimeout,
     PodNotFound,
+    PodNotRestartable,
     RestartExists,
     RestartNotFound,
+    UnknownContainers,
 )
 from service.core.events import (
     EVENT_REASON_CREATE,
@@ -68,10 +72,17 @@ class CreateOutcome:
 
 class RestartOperations:
     def __init__(
-        self, kube: KubeAPI, cache: RestartCache, settings: Settings, metrics: Metrics
+        self,
+        kube: KubeAPI,
+        cache: RestartCache,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        pods: PodCache,
     ) -> None:
         self._kube = kube
         self._cache = cache
+        self._pods = pods
         self._settings = settings
         self._metrics = metrics
         self._background: set[asyncio.Task[None]] = set()
@@ -99,10 +110,7 @@ class RestartOperations:
             self._settings.max_active_restarts_per_namespace,
         )
 
-        try:
-            pod = await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
-        except KubeNotFound as e:
-            raise PodNotFound(f"no found Pod named {request.pod}") from e
+        pod = await self._pod_for_create(namespace, request)
         check_pod_restartable(pod)
         containers = resolve_containers(pod, request.containers)
         if key_label is not None:
@@ -183,6 +191,36 @@ class RestartOperations:
             )
             return CreateOutcome(entry, created=True)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pod_for_create(self, namespace: str, request: RestartRequest) -> KubeObject:
+        """The pod from the pod cache, with no apiserver request when the cache can answer.
+        The cache may be behind, so it never refuses on its own: a pod it does not have, or
+        whose cached state our checks would refuse, or that is not the pod an active restart
+        targets (replaced under the same name), is read again with a GET; so is every pod
+        while the cache has not synced the namespace or has lost its watch (then the GET says
+        whether the apiserver is there at all). A pod it has may have changed since too:
+        kruise's webhook reads the pod itself and stays the last word (its refusals answer as
+        our checks would)."""
+        if self._pods.synced(namespace) and self._pods.stale_since(namespace) is None:
+            pod = self._pods.get(namespace, request.pod)
+            if pod is not None and self._cached_pod_holds(namespace, pod, request):
+                return pod
+        try:
+            return await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
+        except KubeNotFound as e:
+            raise PodNotFound(f"no found Pod named {request.pod}") from e
+
+    def _cached_pod_holds(self, namespace: str, pod: KubeObject, request: RestartRequest) -> bool:
+        try:
+            check_pod_restartable(pod)
+            resolve_containers(pod, request.containers)
+        except (PodNotRestartable, UnknownContainers, ContainerNotStarted):
+            return False  # a newer pod may pass: ask the apiserver before refusing
+        pod_uid = uid(pod)
+        return not any(
+            r.podUID and r.podUID != pod_uid
+            for r in self._cache.active_for_pod(namespace, request.pod)
+        )
 
     async def _create_patiently(
         self, namespace: str, body: KubeObject, dry_run: bool

@@ -27,6 +27,10 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth.facade import Auth
+from service.cache.budgets import BudgetCache
+from service.cache.caches import Caches
+from service.cache.pods import PodCache
+from service.cache.rollouts import RolloutCache
 from service.cache.store import RestartCache
 from service.config import Settings
 from service.core.errors import CacheNotReady, NamespaceNotServed, Unauthenticated
@@ -49,6 +53,10 @@ class AppServices:
     cache: RestartCache
     operations: RestartOperations
     metrics: Metrics
+    rollouts: RolloutCache
+    pods: PodCache
+    budgets: BudgetCache
+    caches: Caches  # all four watch caches (restarts, pods, rollouts, budgets), for readiness
 
 
 def services_of(request: Request) -> AppServices | None:

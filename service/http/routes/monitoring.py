@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the cache has synced and the apiserver is reachable",
+    summary="Readiness: every watch cache has synced and the apiserver is reachable",
     response_model=None,
     responses={200: {"description": "ready"}, 503: problem_response("not ready")},
 )
@@ -33,16 +33,17 @@ async def readyz(request: Request) -> Response:
     services = services_of(request)
     if services is None:
         return problem(503, detail="starting", instance="/readyz")
-    checks = services.cache.scope_status()
-    if services.cache.ready:
-        return Response(
-            content=json.dumps({"status": "ok", "scopes": checks}).encode(), media_type=JSON
-        )
+    # "scopes": each served scope over every cache; "caches": each cache's own scopes
+    caches = services.caches
+    checks = {"scopes": caches.scope_status(), "caches": caches.by_cache()}
+    if caches.ready:
+        return Response(content=json.dumps({"status": "ok", **checks}).encode(), media_type=JSON)
     return problem(
         503,
-        detail="the restart cache has not synced, or the apiserver is unreachable",
+        detail="a watch cache (restarts, pods, rollouts or disruption budgets) has not synced, "
+        "or the apiserver is unreachable",
         instance="/readyz",
-        extra={"scopes": checks},
+        extra=checks,
     )
 
 
