@@ -39,6 +39,9 @@ GROUP = "apps.kruise.io"
 VERSION = "v1alpha1"
 PLURAL = "containerrecreaterequests"
 CRR_VERBS = ("create", "get", "list", "watch", "delete")
+WORKLOADS = ("deployments", "statefulsets", "daemonsets", "replicasets")
+KRUISE_WORKLOADS = ("clonesets", "statefulsets", "daemonsets")
+ROLLOUT_VERBS = ("create", "get", "list", "watch", "update", "patch", "delete")
 COMMON_LABELS = {
     "app.kubernetes.io/name": "crr-gateway",
     "app.kubernetes.io/part-of": "crr-gateway",
@@ -155,8 +158,17 @@ def test_rbac_grants_exactly_what_the_service_and_its_callers_need(base: list[Ob
     }
     served = find(base, "Role", "crr-gateway", "demo")
     assert rules_of(served) == {
-        ("", "pods", "get"),
+        *(("", "pods", verb) for verb in ("get", "list", "watch")),
         *((GROUP, PLURAL, verb) for verb in CRR_VERBS),
+        # rollouts: their targets, a Deployment's ReplicaSets, the budgets, the rollouts
+        *(("apps", kind, "get") for kind in WORKLOADS),
+        ("apps", "replicasets", "list"),
+        *((GROUP, kind, "get") for kind in KRUISE_WORKLOADS),
+        ("policy", "poddisruptionbudgets", "list"),
+        ("policy", "poddisruptionbudgets", "watch"),
+        ("policy.kruise.io", "podunavailablebudgets", "list"),
+        ("policy.kruise.io", "podunavailablebudgets", "watch"),
+        *(("crr-gateway.io", "restartrollouts", verb) for verb in ROLLOUT_VERBS),
         ("", "events", "create"),
         ("events.k8s.io", "events", "create"),
     }
@@ -599,8 +611,29 @@ FORBIDDEN = [
         {"metadata": {"labels": {"patched": "yes"}}},
         "application/merge-patch+json",
     ),
+    Forbidden("list pods in every namespace", "GET", lambda d: "/api/v1/pods"),
     Forbidden(
-        "list pods in a served namespace", "GET", lambda d: f"/api/v1/namespaces/{d.served}/pods"
+        "list deployments in a served namespace",
+        "GET",
+        lambda d: f"/apis/apps/v1/namespaces/{d.served}/deployments",
+    ),
+    Forbidden(
+        "patch a CloneSet in a served namespace",
+        "PATCH",
+        lambda d: f"/apis/{GROUP}/{VERSION}/namespaces/{d.served}/clonesets/web",
+        {"spec": {"replicas": 0}},
+        "application/merge-patch+json",
+    ),
+    Forbidden(
+        "create a PodDisruptionBudget in a served namespace",
+        "POST",
+        lambda d: f"/apis/policy/v1/namespaces/{d.served}/poddisruptionbudgets",
+        {"metadata": {"name": "nope"}, "spec": {"maxUnavailable": 0}},
+    ),
+    Forbidden(
+        "list RestartRollouts in an unserved namespace",
+        "GET",
+        lambda d: f"/apis/crr-gateway.io/v1alpha1/namespaces/{d.unserved}/restartrollouts",
     ),
     Forbidden(
         "delete a pod in a served namespace",
