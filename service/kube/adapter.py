@@ -23,8 +23,7 @@ from kubernetes.client.exceptions import OpenApiException
 from service.core.crr import CRR_GROUP, CRR_PLURAL, CRR_VERSIONS_PREFERRED
 from service.core.errors import KruiseMissing, KubeError, KubeNotFound, KubeUnavailable
 from service.core.objects import KubeObject
-from service.kube.port import ListResult, Resource
-from service.kube.port import path_segment as _seg
+from service.kube.port import PODS, ListResult, Resource
 from service.kube.translate import translate_status, transport_error
 from service.kube.watch import HttpWatchStream
 
@@ -33,6 +32,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = "crr-gateway/0.1"
 _LIST_PAGE = 500
 _WATCH_READ_SLACK_SECONDS = 30
+EVENTS = Resource("", "v1", "events")
 
 
 class KubeClient:
@@ -177,21 +177,14 @@ class KubeClient:
         )
 
     def _crr_path(self, namespace: str | None, name: str | None = None) -> str:
-        version = self.crr_version()
-        path = f"/apis/{CRR_GROUP}/{version}"
-        if namespace is not None:
-            path += f"/namespaces/{_seg(namespace)}"
-        path += f"/{CRR_PLURAL}"
-        if name is not None:
-            path += f"/{_seg(name)}"
-        return path
+        return Resource(CRR_GROUP, self.crr_version(), CRR_PLURAL).path(namespace, name)
 
     # ------------------------------------------------------------ objects
 
     def get_pod(self, namespace: str, name: str) -> KubeObject:
         return self._json(
             "GET",
-            f"/api/v1/namespaces/{_seg(namespace)}/pods/{_seg(name)}",
+            PODS.path(namespace, name),
             what=f"reading pod {namespace}/{name}",
         )
 
@@ -382,7 +375,7 @@ class KubeClient:
     def create_event(self, namespace: str, body: KubeObject) -> KubeObject:
         return self._json(
             "POST",
-            f"/api/v1/namespaces/{_seg(namespace)}/events",
+            EVENTS.path(namespace),
             body=body,
             what=f"recording an Event in {namespace}",
         )
