@@ -29,7 +29,9 @@ EXPOSED = {"location", "warning", "x-request-id", "retry-after"}
 class PortalKube(FakeKube):
     """No restart to delete; reading a pod fails unexpectedly (a create answers 500)."""
 
-    def delete_crr(self, namespace: str, name: str) -> KubeObject:
+    def delete_crr(
+        self, namespace: str, name: str, *, resource_version: str | None = None
+    ) -> KubeObject:
         raise KubeNotFound(f"containerrecreaterequests {name} not found")
 
     def get_pod(self, namespace: str, name: str) -> KubeObject:
