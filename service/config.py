@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ALL_NAMESPACES = "*"
 
 AuthMode = Literal["kubernetes", "static", "none"]
+TLSVersionName = Literal["1.2", "1.3"]
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -194,6 +195,32 @@ class Settings(BaseSettings):
         "concurrent pollers uvloop left some connections waiting for seconds at the same "
         "throughput (BENCHMARKS.md, Tuning done from these figures)",
     )
+    # --- the edge: slow clients and TLS (service/edge/)
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection whose request headers are not complete this long after it "
+        "opened (or after the first byte of its next request) is closed, with 408 if a "
+        "request had begun; also bounds the TLS handshake",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="connections one replica serves at once; one more is answered 503 "
+        "(Retry-After) when it is accepted and closed, established ones keep being served",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain (leaf first) to serve HTTPS with, e.g. a TLS "
+        "Secret's tls.crt; re-read when the file changes, without a restart. With "
+        "tls_key_file, or neither for plain HTTP",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="the unencrypted PEM private key of tls_cert_file"
+    )
+    tls_min_version: TLSVersionName = Field(
+        default="1.2", description="the oldest TLS version accepted: 1.2 or 1.3"
+    )
 
     @field_validator("namespaces", "auth_audiences", "cors_origins", mode="before")
     @classmethod
@@ -227,6 +254,20 @@ class Settings(BaseSettings):
             )
         if self.auth_mode == "static" and self.auth_tokens_file is None:
             raise ValueError("auth_mode static needs auth_tokens_file")
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            given, missing = (
+                ("CRR_GATEWAY_TLS_CERT_FILE", "CRR_GATEWAY_TLS_KEY_FILE")
+                if self.tls_key_file is None
+                else ("CRR_GATEWAY_TLS_KEY_FILE", "CRR_GATEWAY_TLS_CERT_FILE")
+            )
+            raise ValueError(
+                f"{given} is set but {missing} is not: set both to serve HTTPS, "
+                "or neither to serve plain HTTP"
+            )
         return self
 
     @property

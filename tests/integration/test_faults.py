@@ -23,8 +23,8 @@ from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane
 from harness.simulator import Simulator
-from service.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from service.app import create_app
+from service.edge.server import GRACEFUL_SHUTDOWN_SECONDS
 from tests.support.api import GROUP, PLURAL, assert_problem, crrs_in, follow, restarts_url
 from tests.support.faultproxy import FaultProxy
 from tests.support.pods import MakePod
