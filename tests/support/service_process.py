@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,11 +49,21 @@ def open_settings(kubeconfig: Path, namespaces: list[str], **overrides: Any) -> 
 
 
 class ServiceProcess:
+    """``verify``: the service serves HTTPS (its env names the files) and a client trusting
+    its CA is this context."""
+
     def __init__(
-        self, kubeconfig: Path, namespace: str, log: Path, env: dict[str, str] | None = None
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        *,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = verify or True
+        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
         environment = {
             **os.environ,
             **OPEN_ACCESS_ENV,
@@ -72,7 +83,7 @@ class ServiceProcess:
         if self.process.poll() is not None:
             pytest.fail(f"service exited: {self.log.read_text()[-2000:]}")
         try:
-            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
+            return httpx.get(self.url + "/readyz", timeout=2, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
