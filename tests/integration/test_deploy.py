@@ -118,7 +118,7 @@ def test_base_serves_demo_and_its_settings_list_exactly_that(base: list[Obj]) ->
     assert settings["CRR_GATEWAY_AUTH_MODE"] == "kubernetes"
     assert settings["CRR_GATEWAY_AUTH_AUDIENCES"] == "crr-gateway"
     assert settings["CRR_GATEWAY_HOST"] == "0.0.0.0"
-    assert settings["CRR_GATEWAY_PORT"] == "8080"
+    assert settings["CRR_GATEWAY_PORT"] == "8443"  # HTTPS: test_deploy_https.py
     assert "CRR_GATEWAY_KUBECONFIG" not in settings  # in-cluster configuration
     # the served namespace holds workloads: the base neither creates nor owns it
     assert {doc["metadata"]["name"] for doc in base if doc["kind"] == "Namespace"} == {
@@ -215,10 +215,11 @@ def test_deployment_is_replicated_spread_probed_and_sized(base: list[Obj]) -> No
     selector = deployment["spec"]["selector"]["matchLabels"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [{"name": "https", "containerPort": 8443, "protocol": "TCP"}]
+    https = {"scheme": "HTTPS", "port": "https"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", **https}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", **https}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", **https}
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) == {"cpu", "memory"}
     (spread,) = pod["topologySpreadConstraints"]
@@ -237,7 +238,13 @@ def test_deployment_is_replicated_spread_probed_and_sized(base: list[Obj]) -> No
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["selector"] == selector
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        {
+            "name": "https",
+            "port": 443,
+            "targetPort": "https",
+            "protocol": "TCP",
+            "appProtocol": "https",
+        }
     ]
     budget = find(base, "PodDisruptionBudget", "crr-gateway", "crr-gateway")
     assert budget["spec"]["minAvailable"] == 1
@@ -252,7 +259,7 @@ def test_network_policy_admits_only_http_and_lets_out_only_apiserver_and_dns(
     assert policy["podSelector"] == selector
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     (ingress,) = policy["ingress"]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8443}]
     assert ingress["from"] == [{"namespaceSelector": {}}]  # any namespace, by default
     egress = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert egress == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)}
