@@ -14,7 +14,8 @@ So this module subclasses uvicorn's httptools protocol (the one ``uvicorn[standa
 instance per connection, ``uvicorn.Config(http=...)`` takes the class) and adds, per connection:
 
 * **a header deadline**: armed when the connection is made, and again when the first byte of a
-  later request on a kept-alive connection arrives; disarmed when the headers are complete.
+  later request on a kept-alive connection arrives (or, for a request pipelined behind another,
+  when the other's response is complete); disarmed when the headers are complete.
   When it fires the connection is closed, with a 408 problem if a request had begun. It counts
   from the start of the request: a client trickling a header byte a second is closed just the
   same. The body is not under it: the size limit bounds bodies (``BodyLimitMiddleware``).
@@ -145,6 +146,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm_deadline()
         self._request_begun = False
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._request_begun and self._deadline is None and not self.transport.is_closing():
+            # A pipelined request began while this one was served and its headers are still
+            # incomplete: uvicorn only arms its keep-alive timer here, so the deadline resumes.
+            self._arm_deadline()
 
     # --------------------------------------------------------------- the deadline
 

@@ -155,6 +155,13 @@ def test_a_slow_second_request_on_a_kept_alive_connection_is_closed(port: int) -
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
 
 
+def test_an_unfinished_request_pipelined_behind_another_is_closed(port: int) -> None:
+    with connect(port) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\nGET /ping HTTP/1.1\r\nHost: te")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
 def test_complete_requests_are_never_cut_by_the_deadline(port: int) -> None:
     with connect(port) as sock:
         # a response that takes longer than the header deadline
