@@ -77,22 +77,12 @@ def _leaf(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def write_pki(directory: Path) -> Pki:
-    """Generate every certificate and key the control plane needs into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_public=directory / "sa.pub",
-        sa_private=directory / "sa.key",
-    )
-
+def certificate_authority(
+    common_name: str,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA certificate and its key, valid for the same short time as the rest."""
     ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crr-gateway-test-ca")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ca = (
         _builder(ca_name, ca_name)
         .public_key(ca_key.public_key())
@@ -113,6 +103,24 @@ def write_pki(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca, ca_key
+
+
+def write_pki(directory: Path) -> Pki:
+    """Generate every certificate and key the control plane needs into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = Pki(
+        ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        serving_cert=directory / "apiserver.crt",
+        serving_key=directory / "apiserver.key",
+        admin_cert=directory / "admin.crt",
+        admin_key=directory / "admin.key",
+        sa_public=directory / "sa.pub",
+        sa_private=directory / "sa.key",
+    )
+
+    ca, ca_key = certificate_authority("crr-gateway-test-ca")
 
     sans: list[x509.GeneralName] = [
         x509.DNSName("localhost"),

@@ -20,6 +20,7 @@ import httpx
 
 from harness.controlplane import ControlPlane
 from tests.support.api import restarts_url
+from tests.support.raw_http import read_until_closed
 from tests.support.service_process import ServiceProcess
 from tests.support.waiting import wait_until
 
@@ -47,15 +48,6 @@ def unfinished_request(port: int) -> socket.socket:
     return sock
 
 
-def until_closed(sock: socket.socket) -> bytes:
-    """What the service sends before closing; fails the read after WAIT if it never does."""
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
 def test_unfinished_headers_are_closed_while_polls_keep_being_answered(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
@@ -70,7 +62,7 @@ def test_unfinished_headers_are_closed_while_polls_keep_being_answered(
                     wave = [unfinished_request(service.port) for _ in range(PER_WAVE)]
                     for sock in wave:
                         with sock:
-                            answers.append(until_closed(sock))
+                            answers.append(read_until_closed(sock))
             except BaseException as error:  # reported by the test thread
                 attack_failed.append(error)
 

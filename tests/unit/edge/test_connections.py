@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from service.config import Settings
 from service.edge.server import build_server
+from tests.support.raw_http import read_response, read_until_closed
 from tests.support.serving import free_port
 from tests.support.waiting import wait_until
 
@@ -67,33 +68,6 @@ def running(**settings: float) -> Iterator[int]:
 def connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
     return sock
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (a reset counts as a close)."""
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
-def read_response(sock: socket.socket) -> bytes:
-    """One response with a Content-Length body, leaving the connection open."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before a whole response: {received!r}"
-        received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = int(
-        next(
-            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-        ).split(b":")[1]
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def problem_of(response: bytes) -> dict[str, object]:
