@@ -21,10 +21,13 @@ from service.http.middleware.body_limit import BodyLimitMiddleware
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.metrics import MetricsMiddleware
 from service.http.middleware.request_context import RequestContextMiddleware
-from service.http.routes import monitoring, restarts
+from service.http.routes import monitoring, restarts, rollouts
 from service.kube.port import KubeAPI
+from service.kube.recorder import EventRecorder
 from service.metrics import Metrics
 from service.operations import RestartOperations
+from service.rollouts.controller import RolloutController
+from service.rollouts.operations import RolloutOperations
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ KubeFactory = Callable[[Settings], KubeAPI]
 DESCRIPTION = """\
 Restart containers in place in running pods with one HTTP call, through OpenKruise
 ContainerRecreateRequests, and follow each restart to its end (long-poll or server-sent
-events) from a watch cache, without loading the apiserver.
+events) from a watch cache, without loading the apiserver. Rollouts restart containers across
+a whole workload in place, never more than an availability budget at once.
 
 Errors are `application/problem+json` (RFC 9457).
 """
@@ -73,14 +77,19 @@ def create_app(
         caches = Caches.build(kube, settings, metrics)
         cache, pods = caches.restarts, caches.pods
         rollouts, budgets = caches.rollouts, caches.budgets
+        recorder = EventRecorder(kube, enabled=settings.record_events)
         operations = RestartOperations(kube, cache, settings, metrics, pods=pods)
+        rollout_operations = RolloutOperations(kube, rollouts, pods, settings, metrics, recorder)
+        controller = RolloutController(kube, rollouts, cache, pods, budgets, settings, metrics)
         await caches.start()
+        await controller.start()
         app.state.services = AppServices(
             settings=settings,
             cache=cache,
             operations=operations,
             metrics=metrics,
             rollouts=rollouts,
+            rollout_operations=rollout_operations,
             pods=pods,
             budgets=budgets,
             caches=caches,
@@ -92,8 +101,10 @@ def create_app(
         finally:
             app.state.services = None
             app.state.auth = None
+            await controller.stop()
             await caches.stop()
             await operations.drain()
+            await recorder.drain()
             await to_thread.run_sync(kube.close)
 
     app = FastAPI(
@@ -121,5 +132,6 @@ def create_app(
         app.add_middleware(ProblemCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and audit see every status
     app.include_router(restarts.router)
+    app.include_router(rollouts.router)
     app.include_router(monitoring.router)
     return app

@@ -157,6 +157,17 @@ class Settings(BaseSettings):
     relist_backoff_initial_seconds: float = Field(default=0.5, gt=0)
     relist_backoff_max_seconds: float = Field(default=30.0, gt=0)
 
+    # --- rollouts
+    rollout_retention_seconds: float = Field(
+        default=86400.0, ge=0, description="how long a finished rollout stays readable"
+    )
+    rollout_resync_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the controller looks again at every active rollout, for what "
+        "has no event of its own (minReadySeconds passing, a restart gone missing)",
+    )
+
     # --- HTTP
     host: str = "127.0.0.1"
     port: int = Field(

@@ -35,6 +35,24 @@ class Metrics:
             ["result", "failure_reason"],
             registry=self.registry,
         )
+        self.rollouts_created = Counter(
+            "crr_gateway_rollouts_created",
+            "Rollouts created through this replica.",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self.rollouts_finished = Counter(
+            "crr_gateway_rollouts_finished",
+            "Rollouts this replica's controller saw to their end, by phase.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self.rollout_conflicts = Counter(
+            "crr_gateway_rollout_step_conflicts",
+            "Rollout steps that lost the write to another writer (another replica, a pause) "
+            "and were decided again.",
+            registry=self.registry,
+        )
         self.cache_size = Gauge(
             "crr_gateway_cache_restarts",
             "Restarts held in the watch cache (live CRRs, and tombstones of deleted ones).",

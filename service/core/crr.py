@@ -4,7 +4,7 @@ kruise sets and we set, and the body built from a checked request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.core.objects import KubeObject
@@ -45,9 +45,11 @@ def build_crr(
     body_hash: str,
     idempotency: str | None,
     request_id: str | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> KubeObject:
     """The CRR body. Containers carry names only: kruise's webhook fills ``statusContext``,
-    ``preStop`` and ``ports`` itself and refuses them from a client."""
+    ``preStop`` and ``ports`` itself and refuses them from a client. ``extra_labels``: a
+    rollout's restarts carry its name."""
     strategy: dict[str, Any] = {
         "failurePolicy": request.failurePolicy,
         "orderedRecreate": request.orderedRecreate,
@@ -59,7 +61,7 @@ def build_crr(
         strategy["minStartedSeconds"] = request.minStartedSeconds
     if request.forceRecreate is not None:
         strategy["forceRecreate"] = request.forceRecreate
-    labels = {MANAGED_BY_LABEL: MANAGED_BY}
+    labels = {MANAGED_BY_LABEL: MANAGED_BY, **(extra_labels or {})}
     if idempotency is not None:
         labels[IDEMPOTENCY_KEY_LABEL] = idempotency
     annotations = {REQUESTED_BY_ANNOTATION: requested_by, REQUEST_HASH_ANNOTATION: body_hash}

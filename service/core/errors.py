@@ -62,6 +62,16 @@ class RestartNotFound(NotFoundError):
     title = "Restart not found"
 
 
+class RolloutNotFound(NotFoundError):
+    slug = "rollout-not-found"
+    title = "Rollout not found"
+
+
+class WorkloadNotFound(NotFoundError):
+    slug = "workload-not-found"
+    title = "Workload not found"
+
+
 class ConflictError(ClientError):
     status = 409
     slug = "conflict"
@@ -96,6 +106,21 @@ class RestartExists(ConflictError):
     title = "A restart with this name already exists"
 
 
+class RolloutExists(ConflictError):
+    slug = "rollout-exists"
+    title = "A rollout with this name already exists"
+
+
+class RolloutOverlaps(ConflictError):
+    slug = "rollout-overlaps"
+    title = "An active rollout already covers some of these pods"
+
+
+class RolloutFinished(ConflictError):
+    slug = "rollout-finished"
+    title = "The rollout has finished"
+
+
 class UnprocessableError(ClientError):
     status = 422
     slug = "unprocessable"
@@ -128,6 +153,11 @@ class DuplicateContainers(UnprocessableError):
 class IdempotencyKeyReused(UnprocessableError):
     slug = "idempotency-key-reused"
     title = "Idempotency-Key reused with a different request"
+
+
+class NoPodsSelected(UnprocessableError):
+    slug = "no-pods-selected"
+    title = "No pods to restart"
 
 
 class ForbiddenError(ClientError):

@@ -1,5 +1,6 @@
-"""The core/v1 Events recorded on a pod for every create and delete (``kubectl describe pod``
-shows them): their bodies and messages."""
+"""The core/v1 Events recorded on a pod for every restart create and delete, and on the workload
+(or each pod of a selector) for every rollout create, pause, resume and cancel (``kubectl
+describe`` shows them): their bodies and messages."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ from service.core.objects import KubeObject
 
 EVENT_REASON_CREATE = "RestartRequested"
 EVENT_REASON_DELETE = "RestartDeleted"
+ROLLOUT_EVENT_REASONS = {
+    "create": "RolloutStarted",
+    "pause": "RolloutPaused",
+    "resume": "RolloutResumed",
+    "cancel": "RolloutCancelled",
+}
 COMPONENT = "crr-gateway"
 _MAX_MESSAGE = 1024
 
 
-def _event_prefix(pod: str) -> str:
+def _event_prefix(name: str) -> str:
     # core/v1 accepts a generateName ending in "."; events.k8s.io would not: use "-"
-    return pod[:200].rstrip(".-") + "-crr-gateway-"
+    return name[:200].rstrip(".-") + "-crr-gateway-"
 
 
 def restart_event(
@@ -29,14 +36,23 @@ def restart_event(
     instance: str,
 ) -> KubeObject:
     """A core/v1 Event on the pod, reported by ``instance`` (this replica's host name)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     involved: KubeObject = {"apiVersion": "v1", "kind": "Pod", "namespace": namespace, "name": pod}
     if pod_uid:
         involved["uid"] = pod_uid
+    return object_event(involved, reason=reason, message=message, instance=instance)
+
+
+def object_event(involved: KubeObject, *, reason: str, message: str, instance: str) -> KubeObject:
+    """A core/v1 Event on ``involved`` (an object reference: apiVersion, kind, namespace, name,
+    uid), reported by ``instance``."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": _event_prefix(pod), "namespace": namespace},
+        "metadata": {
+            "generateName": _event_prefix(str(involved["name"])),
+            "namespace": involved["namespace"],
+        },
         "involvedObject": involved,
         "reason": reason,
         "type": "Normal",
@@ -61,3 +77,13 @@ def create_message(
 
 def delete_message(caller: str, restart: str, request_id: str) -> str:
     return f"{caller} deleted restart {restart} [request {request_id}]"
+
+
+def rollout_message(
+    caller: str, action: str, rollout: str, reason: str | None, request_id: str
+) -> str:
+    verbs = {"create": "started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+    text = f"{caller} {verbs.get(action, action)} rollout {rollout} (in-place restarts)"
+    if reason:
+        text += f": {reason}"
+    return f"{text} [request {request_id}]"

@@ -28,7 +28,7 @@ from service.core.rollout_schemas import (
     RolloutRequest,
     Target,
 )
-from service.core.rollouts import API_VERSION, KIND, counts, describe_target
+from service.core.rollouts import API_VERSION, FINISHED_PHASES, KIND, counts, describe_target
 from service.core.schemas import RestartRequest
 
 _STRATEGY_FIELDS = (
@@ -169,6 +169,9 @@ def rollout_from_object(obj: KubeObject) -> Rollout:
     target = spec.get("target")
     selector = spec.get("selector")
     phase = status.get("phase") or "Progressing"
+    if phase not in FINISHED_PHASES:
+        # a pause or resume shows at once, before the controller's next step writes it
+        phase = "Paused" if spec.get("paused") and not spec.get("cancelled") else "Progressing"
     tally = counts(entries)
     return Rollout(
         name=str(meta.get("name", "")),
@@ -187,7 +190,7 @@ def rollout_from_object(obj: KubeObject) -> Rollout:
         minReadySeconds=int(spec.get("minReadySeconds") or 0),
         pauseOnFailure=bool(spec.get("pauseOnFailure", True)),
         phase=phase,
-        finished=phase in ("Succeeded", "Failed", "Cancelled"),
+        finished=phase in FINISHED_PHASES,
         paused=bool(spec.get("paused")),
         pods=[
             RolloutPod(

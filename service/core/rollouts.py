@@ -61,13 +61,14 @@ def restart_name(rollout: str, pod: str, uid: str) -> str:
 class Step:
     """What one reconcile decided: the new status (``changed`` when it differs), the pods to
     start (already marked Restarting in ``status``), the restarts to delete (cancelled before
-    they started), the restarts to look up because the cache does not have them, and whether
-    to pause (a failure with pauseOnFailure)."""
+    they started; only at the version seen, so one kruise started since stays), the restarts
+    to look up because the cache does not have them, and whether to pause (a failure with
+    pauseOnFailure)."""
 
     status: KubeObject
     changed: bool
     start: list[str] = field(default_factory=list)
-    delete_restarts: list[str] = field(default_factory=list)
+    delete_restarts: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
     missing_restarts: list[str] = field(default_factory=list)
     pause: bool = False
     finished: bool = False
@@ -163,7 +164,10 @@ def decide(
                 step.missing_restarts.append(entry["name"])
             elif restart.finished:
                 entry["finishedAt"] = format_time(restart.completedAt or now)
-                if restart.failureReason == "PodGone" or not alive:
+                if cancelled and restart.failureReason == "Deleted":
+                    entry["state"] = "Skipped"
+                    entry["message"] = "the rollout was cancelled before this restart started"
+                elif restart.failureReason == "PodGone" or not alive:
                     entry["state"] = "Gone"
                     entry["message"] = "the pod was deleted during its restart"
                 elif restart.result == "Succeeded":
@@ -174,9 +178,9 @@ def decide(
                     entry["message"] = restart.message or restart.failureReason or "failed"
                     failures.append(entry["name"])
             elif cancelled and restart.phase == "Pending" and not _killed(restart):
-                step.delete_restarts.append(restart.name)
-                entry["state"] = "Skipped"
-                entry["message"] = "the rollout was cancelled before this restart started"
+                # it stays Restarting until the deletion is seen: a crash in between must not
+                # leave a pod called Skipped whose restart still runs
+                step.delete_restarts.append((restart.name, restart.resourceVersion))
 
     # pods that joined the selection after the rollout began are listed, never restarted;
     # one that was there before and is not in the plan was left out on purpose (a target's
@@ -306,7 +310,6 @@ def decide(
 
     done = sum(tally[s] for s in ("Succeeded", "Failed", "Skipped", "Gone"))
     status: KubeObject = {
-        "observedGeneration": (rollout.get("metadata") or {}).get("generation", 0),
         "phase": phase,
         "message": message,
         "progress": f"{done}/{len(entries)}",

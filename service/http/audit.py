@@ -1,4 +1,5 @@
-"""Audit: request ids and one structured log line per create and delete.
+"""Audit: request ids and one structured log line per restart create and delete, and per
+rollout create, pause, resume and cancel (``action`` ``rollout.create`` and so on).
 
 ``service.http.middleware.request_context`` gives every request an id (a sane incoming
 ``X-Request-Id``, or a new one) and echoes it. Once a create or delete has authenticated, the
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,8 @@ def sane_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex at a fifth of its cost (every poll)
+    return os.urandom(16).hex()
 
 
 def _now() -> str:
@@ -119,7 +121,8 @@ async def start_audit(
         groups=list(caller.groups),
         request_id=request_id,
     )
-    if action == "create":
+    rollout = action.startswith("rollout.")
+    if action in ("create", "rollout.create"):
         record.dry_run = request.query_params.get("dryRun", "").lower() in ("true", "1")
         try:
             body = json.loads(await request.body() or b"null")
@@ -131,6 +134,14 @@ async def start_audit(
             containers = body.get("containers")
             if isinstance(containers, list):
                 record.containers = [c[:_MAX_FIELD] for c in containers[:64] if isinstance(c, str)]
+            if rollout:
+                target, selector = body.get("target"), body.get("selector")
+                if isinstance(target, dict):
+                    record.extra["target"] = {k: _clip(target.get(k)) for k in ("kind", "name")}
+                if isinstance(selector, dict):
+                    record.extra["selector"] = _clip(json.dumps(selector, sort_keys=True))
+    elif rollout:
+        record.extra["rollout"] = _clip(request.path_params.get("name"))
     else:
         record.restart = _clip(request.path_params.get("name"))
     request.scope.setdefault("state", {})[_STATE_AUDIT] = record

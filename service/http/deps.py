@@ -39,8 +39,11 @@ from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from service.http.audit import AuditRecord, request_id_of, start_audit
 from service.metrics import Metrics
 from service.operations import RestartOperations
+from service.rollouts.operations import RolloutOperations
 
 MAX_TOKEN_LENGTH = 16384
+# printable ASCII (RFC 9110 visible characters and space): never a control character
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
 
 # ---------------------------------------------------------------- the app's services
 
@@ -54,6 +57,7 @@ class AppServices:
     operations: RestartOperations
     metrics: Metrics
     rollouts: RolloutCache
+    rollout_operations: RolloutOperations
     pods: PodCache
     budgets: BudgetCache
     caches: Caches  # all four watch caches (restarts, pods, rollouts, budgets), for readiness
@@ -89,6 +93,15 @@ NamePath = Annotated[
         description="restart name (a DNS-1123 subdomain, as every Kubernetes object name)",
     ),
 ]
+RolloutNamePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description="rollout name (a DNS-1123 label)",
+    ),
+]
 
 # ---------------------------------------------------------------- callers
 
@@ -120,8 +133,14 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return token
 
 
-def _authorizing(action: Action) -> Callable[..., Awaitable[AuthorizedRequest]]:
-    audited = action in ("create", "delete")
+def _authorizing(
+    action: Action, audit_as: str | None = None
+) -> Callable[..., Awaitable[AuthorizedRequest]]:
+    """The dependency of a route that needs ``action`` on CRRs in the namespace (a rollout's
+    create, pause, resume and cancel need "create", as a restart does), audited as
+    ``audit_as`` (restart creates and deletes, and every rollout change)."""
+    if audit_as is None and action in ("create", "delete"):
+        audit_as = action
 
     async def dependency(
         request: Request, namespace: NamespacePath, credentials: BearerDep
@@ -136,23 +155,27 @@ def _authorizing(action: Action) -> Callable[..., Awaitable[AuthorizedRequest]]:
             raise NamespaceNotServed(f"namespace {namespace} is not served by this service")
         request_id = request_id_of(request)
         record = None
-        if audited:
-            record = await start_audit(request, action, namespace, caller, request_id)
+        if audit_as is not None:
+            record = await start_audit(request, audit_as, namespace, caller, request_id)
         await auth.authorize(caller, namespace, action)
         if action == "create" or settings.rate_limit_all_requests:
             auth.limiter.take(caller.name)
         return AuthorizedRequest(caller, request_id, record)
 
-    dependency.__name__ = f"authorize_{action}"
+    dependency.__name__ = f"authorize_{(audit_as or action).replace('.', '_')}"
     return dependency
 
 
-_DEPENDENCIES: dict[Action, Callable[..., Awaitable[AuthorizedRequest]]] = {
-    action: _authorizing(action) for action in ("create", "delete", "get", "list", "watch")
+_DEPENDENCIES: dict[str, Callable[..., Awaitable[AuthorizedRequest]]] = {
+    **{action: _authorizing(action) for action in ("create", "delete", "get", "list", "watch")},
+    **{
+        f"rollout.{change}": _authorizing("create", f"rollout.{change}")
+        for change in ("create", "pause", "resume", "cancel")
+    },
 }
 
 
-def authorized(action: Action) -> Any:
+def authorized(action: str) -> Any:
     """``Depends`` for a route doing ``action`` (one function per action, so FastAPI can
     reuse its result within a request)."""
     return Depends(_DEPENDENCIES[action])
@@ -163,3 +186,7 @@ AuthorizedDelete = Annotated[AuthorizedRequest, authorized("delete")]
 AuthorizedGet = Annotated[AuthorizedRequest, authorized("get")]
 AuthorizedList = Annotated[AuthorizedRequest, authorized("list")]
 AuthorizedWatch = Annotated[AuthorizedRequest, authorized("watch")]
+AuthorizedRolloutCreate = Annotated[AuthorizedRequest, authorized("rollout.create")]
+AuthorizedRolloutPause = Annotated[AuthorizedRequest, authorized("rollout.pause")]
+AuthorizedRolloutResume = Annotated[AuthorizedRequest, authorized("rollout.resume")]
+AuthorizedRolloutCancel = Annotated[AuthorizedRequest, authorized("rollout.cancel")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.core.rollout_schemas import Rollout, RolloutList
 from service.core.schemas import Problem, Restart, RestartList
 from service.http.problems import PROBLEM_JSON
 
@@ -76,9 +77,34 @@ GET_RESPONSES: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,
 }
 
+WATCH_STREAM = {
+    "text/event-stream": {
+        "schema": {
+            "type": "string",
+            "description": "with ?watch=true: `event: RESET` and `event: ADDED` for each "
+            'current object, `event: BOOKMARK` (`data: {"initialEventsEnd":true}`), then '
+            "`event: ADDED|MODIFIED|DELETED` per change with the object as `data` and a resume "
+            "token as `id` (send it back as Last-Event-ID); comment heartbeats in between. "
+            "docs/watch.md",
+        }
+    }
+}
+WATCH_LIMIT = problem_response("with ?watch=true: the caller already holds its most streams")
+
+
+def list_ok(description: str, model: Any) -> dict[str, Any]:
+    return {
+        "description": f"{description}, or with ?watch=true a stream of their changes",
+        "model": model,
+        "headers": STALE_HEADER,
+        "content": {"application/json": {}, **WATCH_STREAM},
+    }
+
+
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "a page of restarts", "model": RestartList, "headers": STALE_HEADER},
+    200: list_ok("a page of restarts", RestartList),
     **COMMON_ERRORS,
+    429: WATCH_LIMIT,
 }
 
 EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -96,5 +122,70 @@ DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the restart's last state", "model": Restart},
     404: problem_response("no such restart"),
     **COMMON_ERRORS,
+    504: problem_response("the apiserver did not answer in time"),
+}
+
+
+# ---------------------------------------------------------------- rollouts
+
+ROLLOUT_CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "dry run (the plan: the pods in restart order, nothing created), or a "
+        "repeat of an earlier request with the same Idempotency-Key",
+        "model": Rollout,
+    },
+    201: {
+        "description": "created; the controller starts the first pods at once",
+        "model": Rollout,
+        "headers": {"Location": {"description": "the rollout", "schema": {"type": "string"}}},
+    },
+    404: problem_response("the target workload does not exist"),
+    409: problem_response(
+        "an active rollout already covers some of these pods, or the name is taken"
+    ),
+    422: problem_response(
+        "the body is not valid (both or neither of target and selector, an unknown kind, a "
+        "bad selector or maxUnavailable, a container missing from some pods), no pod is "
+        "selected, or an Idempotency-Key is reused with another body"
+    ),
+    401: COMMON_ERRORS[401],
+    403: COMMON_ERRORS[403],
+    429: problem_response("the caller's rate limit is spent (see Retry-After)"),
+    400: CREATE_RESPONSES[400],
+    413: CREATE_RESPONSES[413],
+    415: CREATE_RESPONSES[415],
+    503: COMMON_ERRORS[503],
+    504: CREATE_RESPONSES[504],
+}
+
+ROLLOUT_GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the rollout", "model": Rollout, "headers": STALE_HEADER},
+    404: problem_response("no such rollout (or its retention has passed)"),
+    **COMMON_ERRORS,
+}
+
+ROLLOUT_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: list_ok("a page of rollouts", RolloutList),
+    **COMMON_ERRORS,
+    429: WATCH_LIMIT,
+}
+
+ROLLOUT_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`event: rollout` with the rollout as `data` and its resourceVersion "
+        "as `id`, on every change; comment heartbeats in between; the stream ends after the "
+        "finished snapshot",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    404: problem_response("no such rollout"),
+    **COMMON_ERRORS,
+}
+
+ROLLOUT_ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the rollout after the change", "model": Rollout},
+    404: problem_response("no such rollout"),
+    409: problem_response("the rollout has finished"),
+    **COMMON_ERRORS,
+    429: problem_response("the caller's rate limit is spent (see Retry-After)"),
     504: problem_response("the apiserver did not answer in time"),
 }

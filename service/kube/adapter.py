@@ -211,10 +211,16 @@ class KubeClient:
             what=f"reading ContainerRecreateRequest {namespace}/{name}",
         )
 
-    def delete_crr(self, namespace: str, name: str) -> KubeObject:
+    def delete_crr(
+        self, namespace: str, name: str, *, resource_version: str | None = None
+    ) -> KubeObject:
+        options = (
+            {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        )
         return self._json(
             "DELETE",
             self._crr_path(namespace, name),
+            body=options,
             what=f"deleting ContainerRecreateRequest {namespace}/{name}",
         )
 

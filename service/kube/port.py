@@ -87,8 +87,11 @@ class KubeAPI(Protocol):
 
     def get_crr(self, namespace: str, name: str) -> KubeObject: ...
 
-    def delete_crr(self, namespace: str, name: str) -> KubeObject:
-        """Delete and return the object as the apiserver last saw it (or a ``Status``)."""
+    def delete_crr(
+        self, namespace: str, name: str, *, resource_version: str | None = None
+    ) -> KubeObject:
+        """Delete and return the object as the apiserver last saw it (or a ``Status``).
+        ``resource_version``: only if it is still that version (else ``KubeConflict``)."""
         ...
 
     def list_crrs(self, namespace: str | None) -> ListResult:

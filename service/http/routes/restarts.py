@@ -4,20 +4,23 @@ bytes); writes await the operations, whose blocking calls run in worker threads.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response, StreamingResponse
 
 from service.cache.entries import Entry
-from service.core.errors import CacheNotReady, NamespaceNotServed, RequestInvalid, RestartNotFound
+from service.core.errors import CacheNotReady, NamespaceNotServed, RestartNotFound
 from service.core.schemas import RestartRequest
+from service.http.cached_reads import (
+    long_poll,
+    page,
+    snapshots,
+    stale_headers,
+    warning_header,
+)
 from service.http.deps import (
+    IDEMPOTENCY_KEY_PATTERN,
     AppServices,
     AuthorizedCreate,
     AuthorizedDelete,
@@ -37,8 +40,6 @@ from service.http.responses import (
 )
 
 JSON = "application/json"
-# printable ASCII (RFC 9110 visible characters and space): never a control character
-IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
 
 
 def _served(services: AppServices, namespace: str) -> None:
@@ -59,24 +60,16 @@ def _location(namespace: str, name: str) -> str:
     return f"/v1/namespaces/{namespace}/restarts/{name}"
 
 
-def _warning_header(warnings: list[str]) -> str:
-    def quoted(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return ", ".join(f"299 - {quoted(w)}" for w in warnings)
-
-
 def _json(entry_body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(content=entry_body, status_code=status, media_type=JSON, headers=headers)
 
 
-def _stale_headers(services: AppServices, namespace: str) -> dict[str, str] | None:
-    """A 299 warning on answers from the cache while its watch has lost the apiserver."""
-    since = services.cache.stale_since(namespace)
-    if since is None:
-        return None
-    when = since.isoformat(timespec="seconds").replace("+00:00", "Z")
-    return {"Warning": _warning_header([f"stale: apiserver unreachable since {when}"])}
+def _version(entry: Entry) -> str:
+    return entry.restart.resourceVersion
+
+
+def _finished(entry: Entry) -> bool:
+    return entry.restart.finished
 
 
 router = APIRouter(prefix="/v1", tags=["restarts"])
@@ -124,7 +117,7 @@ async def create_restart(
         authorized.audit.restart, authorized.audit.containers = restart.name, restart.containers
     headers = {"Location": _location(namespace, restart.name)}
     if restart.warnings:
-        headers["Warning"] = _warning_header(restart.warnings)
+        headers["Warning"] = warning_header(restart.warnings)
     status = 201 if outcome.created else 200
     return _json(outcome.entry.body, status, headers)
 
@@ -155,39 +148,17 @@ async def get_restart(
     ] = None,
 ) -> Response:
     _served(services, namespace)
-    entry = _entry_or_404(services, namespace, name)
-    wait = min(wait, services.settings.max_wait_seconds)
-    if wait > 0 and not entry.restart.finished:
-        since = resource_version if resource_version is not None else entry.restart.resourceVersion
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not entry.restart.finished and entry.restart.resourceVersion == since:
-            remaining = deadline - loop.time()
-            if services.cache.draining:  # shutting down: answer now, the client polls again
-                break
-            if remaining <= 0:
-                break
-            await services.cache.wait_change(namespace, name, remaining)
-            latest = services.cache.get(namespace, name)
-            if latest is None:
-                break
-            entry = latest
-    return _json(entry.body, headers=_stale_headers(services, namespace))
-
-
-def _encode_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    invalid = RequestInvalid("continue: not a token this service issued")
-    try:
-        name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise invalid from e
-    if not name or _encode_token(name) != token:
-        raise invalid
-    return name
+    entry = await long_poll(
+        services.cache,
+        _entry_or_404(services, namespace, name),
+        namespace,
+        name,
+        wait=min(wait, services.settings.max_wait_seconds),
+        since=resource_version,
+        version=_version,
+        finished=_finished,
+    )
+    return _json(entry.body, headers=stale_headers(services.cache, namespace))
 
 
 @router.get(
@@ -210,36 +181,17 @@ async def list_restarts(
     _served(services, namespace)
     if not services.cache.synced(namespace):
         raise CacheNotReady("the restart cache has not synced yet; retry shortly")
-    after = _decode_token(continue_) if continue_ else None
-    limit = min(limit, services.settings.list_max_limit)
-    page: list[bytes] = []
-    token: str | None = None
-    last_name = ""
-    for entry in services.cache.in_namespace(namespace):
-        restart = entry.restart
-        if after is not None and restart.name <= after:
-            continue
-        if pod is not None and restart.pod != pod:
-            continue
-        if finished is not None and restart.finished != finished:
-            continue
-        if len(page) == limit:
-            token = _encode_token(last_name)
-            break
-        page.append(entry.body)
-        last_name = restart.name
-    body = b'{"items":[' + b",".join(page) + b'],"continue":' + json.dumps(token).encode() + b"}"
-    return _json(body, headers=_stale_headers(services, namespace))
-
-
-def _sse(entry: Entry) -> bytes:
-    return (
-        b"event: restart\nid: "
-        + entry.restart.resourceVersion.encode()
-        + b"\ndata: "
-        + entry.body
-        + b"\n\n"
+    body = page(
+        services.cache.in_namespace(namespace),
+        name=lambda e: e.restart.name,
+        keep=lambda e: (
+            (pod is None or e.restart.pod == pod)
+            and (finished is None or e.restart.finished == finished)
+        ),
+        limit=min(limit, services.settings.list_max_limit),
+        continue_=continue_,
     )
+    return _json(body, headers=stale_headers(services.cache, namespace))
 
 
 @router.get(
@@ -258,32 +210,19 @@ async def restart_events(
     ] = None,
 ) -> StreamingResponse:
     _served(services, namespace)
-    first = _entry_or_404(services, namespace, name)
-    heartbeat = services.settings.sse_heartbeat_seconds
-    cache = services.cache
-
-    async def stream() -> AsyncIterator[bytes]:
-        entry = first
-        sent = last_event_id
-        yield b"retry: 3000\n\n"
-        while True:
-            if entry.restart.resourceVersion != sent:
-                yield _sse(entry)
-                sent = entry.restart.resourceVersion
-            # finished, or this replica is shutting down (the client reconnects with
-            # Last-Event-ID, to another replica)
-            if entry.restart.finished or cache.draining:
-                return
-            await cache.wait_change(namespace, name, heartbeat)
-            latest = cache.get(namespace, name)
-            if latest is None:
-                return
-            if latest is entry and not cache.draining:
-                yield b": heartbeat\n\n"
-            entry = latest
-
+    stream = snapshots(
+        services.cache,
+        _entry_or_404(services, namespace, name),
+        namespace,
+        name,
+        event="restart",
+        last_event_id=last_event_id,
+        heartbeat=services.settings.sse_heartbeat_seconds,
+        version=_version,
+        finished=_finished,
+    )
     return StreamingResponse(
-        stream(),
+        stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

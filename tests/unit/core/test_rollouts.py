@@ -320,10 +320,23 @@ def test_cancel_deletes_unstarted_restarts_and_skips_the_rest() -> None:
     restarts = {na: crr(na, "a", phase="Recreating"), nb: crr(nb, "b", phase="Pending")}
     result = step(obj, pods, restarts)
     states = {p["name"]: p["state"] for p in result.status["pods"]}
-    assert result.delete_restarts == [nb]
-    assert states == {"a": "Restarting", "b": "Skipped", "c": "Skipped"}
+    # b's restart is deleted only at the version seen, and b is called Skipped only once the
+    # deletion shows: a crash in between leaves it Restarting, never Skipped while it runs
+    assert result.delete_restarts == [(nb, "1")]
+    assert states == {"a": "Restarting", "b": "Restarting", "c": "Skipped"}
     assert result.status["phase"] == "Progressing"
     assert "cancelling" in result.status["message"]
+    obj = advance(obj, result)
+    deleted = restart_from_crr(
+        {
+            "metadata": {"name": nb, "namespace": "ns", "resourceVersion": "2"},
+            "spec": {"podName": "b", "containers": [{"name": "app"}]},
+        },
+        deleted=True,
+    )
+    result = step(obj, pods, {**restarts, nb: deleted})
+    assert {p["name"]: p["state"] for p in result.status["pods"]}["b"] == "Skipped"
+    restarts[nb] = deleted
     restarts[na] = crr(na, "a", done=True)
     renewed = [pod("a", ids={"app": "containerd://a-2"}, ready_since=NOW), *pods[1:]]
     result = step(advance(obj, result), renewed, restarts)
