@@ -113,9 +113,14 @@ def test_a_failing_watch_of_either_kind_makes_it_unready_and_subscribers_hear_ch
 
     async def body(cache: BudgetCache, clock: ManualClock, metrics: Metrics) -> None:
         cache.subscribe(heard.append)
-        await until(lambda: kube.object_lists[PDBS] >= 2 and kube.object_lists[PUBS] >= 1)
+
+        def pdbs() -> dict[str, object]:
+            return cache.scope_status()["poddisruptionbudgets"]["ns"]
+
+        await until(lambda: pdbs()["error"] is not None)
+        assert "forbidden" in str(pdbs()["error"]) and pdbs()["synced"] is False
+        await until(lambda: kube.object_lists[PDBS] >= 2)  # it keeps trying
         assert not cache.ready and not cache.synced("ns")
-        assert "forbidden" in str(cache.scope_status()["poddisruptionbudgets"]["ns"]["error"])
         del kube.object_list_errors[PDBS]
         await until(lambda: cache.ready)
         heard.clear()

@@ -215,6 +215,7 @@ def test_readiness_and_staleness_follow_the_watch() -> None:
 
     async def body(cache: PodCache, clock: ManualClock, metrics: Metrics) -> None:
         await until(lambda: kube.object_lists[PODS] >= 2)
+        await until(lambda: cache.scope_status()["ns"]["error"] is not None)
         assert not cache.ready and not cache.synced("ns")
         assert cache.scope_status() == {
             "ns": {"synced": False, "healthy": False, "error": "refused"}

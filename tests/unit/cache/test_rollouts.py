@@ -176,6 +176,7 @@ def test_a_cluster_without_the_crd_keeps_it_unready_and_says_why() -> None:
 
     async def body(cache: RolloutCache, clock: ManualClock, metrics: Metrics) -> None:
         await until(lambda: kube.object_lists[ROLLOUTS] >= 2)
+        await until(lambda: cache.scope_status()["ns"]["error"] is not None)
         assert not cache.ready
         error = str(cache.scope_status()["ns"]["error"])
         assert "restartrollouts.crr-gateway.io" in error and "CustomResourceDefinition" in error
