@@ -17,6 +17,7 @@ from service.cache.caches import Caches
 from service.config import Settings, get_settings
 from service.http import problems
 from service.http.deps import AppServices
+from service.http.fast_reads import READS, FastReads, FastReadsApp
 from service.http.middleware.body_limit import BodyLimitMiddleware
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.metrics import MetricsMiddleware
@@ -62,9 +63,13 @@ def begin_shutdown(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, kube_factory: KubeFactory | None = None
+    settings: Settings | None = None,
+    *,
+    kube_factory: KubeFactory | None = None,
+    fast_reads: bool = True,
 ) -> FastAPI:
-    """Build the service. Nothing touches Kubernetes until the lifespan starts."""
+    """Build the service. Nothing touches Kubernetes until the lifespan starts. ``fast_reads``
+    False leaves every request to the routes (the tests compare both ways)."""
     settings = settings if settings is not None else get_settings()
     if settings.auth_mode == "static" and settings.auth_tokens_file is not None:
         load_tokens_file(settings.auth_tokens_file)  # refuse to build on a broken file
@@ -107,7 +112,7 @@ def create_app(
             await recorder.drain()
             await to_thread.run_sync(kube.close)
 
-    app = FastAPI(
+    app = FastReadsApp(
         title="crr-gateway",
         version="0.1.0",
         summary="Restart containers in place through OpenKruise ContainerRecreateRequests",
@@ -131,6 +136,8 @@ def create_app(
     if settings.cors_origins:  # outside metrics: its 500s, and every error, carry CORS too
         app.add_middleware(ProblemCORSMiddleware, origins=settings.cors_origins)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and audit see every status
+    if fast_reads:  # before all of them: cached polls answered from memory, the rest go on
+        app.fast_reads = FastReads(app.state, metrics, READS)
     app.include_router(restarts.router)
     app.include_router(rollouts.router)
     app.include_router(monitoring.router)

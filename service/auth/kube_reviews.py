@@ -4,8 +4,6 @@ through the service's own identity and are cached (``service.auth.caching``)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,6 +75,12 @@ class KubernetesAuthenticator:
             raise Unauthenticated("the bearer token is not valid", invalid_token=True)
         return caller
 
+    def recall(self, token: str) -> Caller | None:
+        """The caller when the token's acceptance is cached now; None when it is not known
+        from memory (or was refused): the caller must then ``authenticate``."""
+        found, caller = self._cache.get(token_digest(token))
+        return caller if found else None
+
     async def _review(self, token: str, key: bytes) -> Caller | None:
         status = await _run_review("tokenreviews", self._kube.review_token, token, self._audiences)
         caller = self._accept(status)
@@ -101,6 +105,9 @@ class KubernetesAuthenticator:
 
 
 # ------------------------------------------------------------------------------ authorization
+
+
+AccessKey = tuple[Caller, str, Action]  # who, in which namespace, doing what
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +143,10 @@ class KubernetesAuthorizer:
         self._attributes = ResourceAttributes.from_settings(settings)
         self._ttl = settings.authz_cache_ttl_seconds
         self._denied_ttl = settings.authz_cache_denied_ttl_seconds
-        self._cache: TTLCache[bytes, bool] = TTLCache(settings.auth_cache_max_entries)
-        self._flight: SingleFlight[bytes, bool] = SingleFlight()
+        # keyed by the whole identity, the namespace and the action: what decides the review
+        # (the spec is built from them and the fixed attributes), hashed without encoding it
+        self._cache: TTLCache[AccessKey, bool] = TTLCache(settings.auth_cache_max_entries)
+        self._flight: SingleFlight[AccessKey, bool] = SingleFlight()
 
     def spec(self, caller: Caller, namespace: str, action: Action) -> KubeObject:
         attributes = self._attributes
@@ -157,17 +166,23 @@ class KubernetesAuthorizer:
             "resourceAttributes": resource,
         }
 
-    async def _review(self, spec: KubeObject, key: bytes) -> bool:
+    async def _review(self, spec: KubeObject, key: AccessKey) -> bool:
         status = await _run_review("subjectaccessreviews", self._kube.review_access, spec)
         allowed = status.get("allowed") is True and status.get("denied") is not True
         self._cache.put(key, allowed, self._ttl if allowed else self._denied_ttl)
         return allowed
 
     async def authorize(self, caller: Caller, namespace: str, action: Action) -> None:
-        spec = self.spec(caller, namespace, action)
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).digest()
+        key = (caller, namespace, action)
         found, allowed = self._cache.get(key)
         if not found:
+            spec = self.spec(caller, namespace, action)
             allowed = await self._flight.do(key, lambda: self._review(spec, key))
         if not allowed:
             raise forbidden(caller, namespace, self._attributes.describe(action))
+
+    def recall(self, caller: Caller, namespace: str, action: Action) -> bool:
+        """Whether an allowed answer for this access is cached now (False: not known from
+        memory, or denied; the caller must then ``authorize``)."""
+        found, allowed = self._cache.get((caller, namespace, action))
+        return found and allowed is True

@@ -112,14 +112,19 @@ class StaticAuthenticator:
         log.info("reloaded tokens file %s: %d identities", self._path, len(table))
 
     async def authenticate(self, token: str) -> Caller:
+        match = self.recall(token)
+        if match is None:
+            raise Unauthenticated("the bearer token is not valid", invalid_token=True)
+        return match
+
+    def recall(self, token: str) -> Caller | None:
+        """The token's caller (the file is in memory: always known), or None."""
         self._maybe_reload()
         digest = token_digest(token)
         match: Caller | None = None
         for known, caller in self._table:  # every entry, whatever matches: constant time
             if hmac.compare_digest(known, digest):
                 match = caller
-        if match is None:
-            raise Unauthenticated("the bearer token is not valid", invalid_token=True)
         return match
 
 
@@ -127,6 +132,9 @@ class StaticAuthorizer:
     """The tokens file's namespaces decide, for every action."""
 
     async def authorize(self, caller: Caller, namespace: str, action: Action) -> None:
-        allowed = caller.namespaces or frozenset()
-        if namespace not in allowed and ALL_NAMESPACES not in allowed:
+        if not self.recall(caller, namespace, action):
             raise forbidden(caller, namespace, f"{action} restarts")
+
+    def recall(self, caller: Caller, namespace: str, action: Action) -> bool:
+        allowed = caller.namespaces or frozenset()
+        return namespace in allowed or ALL_NAMESPACES in allowed

@@ -36,6 +36,10 @@ class Entry:
     def resource_version(self) -> str:
         return self.restart.resourceVersion
 
+    @property
+    def finished(self) -> bool:
+        return self.restart.finished
+
 
 def crr_rollout(obj: KubeObject) -> str | None:
     labels = metadata(obj).get("labels")

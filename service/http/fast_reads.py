@@ -1,0 +1,237 @@
+"""The hot read, answered before the framework: ``GET /v1/namespaces/{ns}/restarts/{name}``
+(and ``.../rollouts/{name}``) when everything it needs is already in memory.
+
+A status poll is a dictionary lookup and pre-encoded bytes (``service.cache``), yet through
+FastAPI most of its time went to resolving and validating the route's declared parameters and
+dependencies on every request (BENCHMARKS.md, "Polls near the server's limit"). So the app
+(``FastReadsApp``) first asks this plain ASGI code, which answers a poll itself only when
+every step is a memory hit that cannot refuse:
+
+* the path is exactly one of the two reads, with names the route would accept, and the query
+  is empty or a ``wait``/``resourceVersion`` that needs no waiting (the object has finished, or
+  has moved on from the version given, or the wait is 0);
+* nothing another middleware would act on is present (a request body, an ``Origin``);
+* the caller's token and its ``get`` access in the namespace are both cached as allowed by
+  ``service.auth`` (``Auth.recall``), no rate limit applies to reads, and the namespace is
+  served;
+* the object is in the cache.
+
+Everything else (misses, refusals, long polls that wait, anything unusual) goes on to the
+FastAPI app unchanged, which stays the one description of the API (``openapi.yaml``) and
+answers every error. What this answers is byte for byte what the route answers: the same body,
+``Content-Type``, stale ``Warning``, ``X-Request-Id`` and metrics series
+(tests/unit/http/test_fast_reads.py sends every case through both paths). Reads are not
+audited, so no audit record is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
+
+from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
+from service.http.audit import new_request_id, sane_request_id
+from service.http.cached_reads import WatchedStore, stale_headers
+from service.http.deps import MAX_TOKEN_LENGTH
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_LABEL = re.compile(DNS1123_LABEL)
+_SUBDOMAIN = re.compile(DNS1123_SUBDOMAIN)
+# what a resourceVersion is here: the apiserver's are decimal; anything else takes the route
+_VERSION = re.compile(rb"[0-9]{1,64}")
+_WAIT = re.compile(rb"[0-9]{1,2}")
+_MAX_WAIT = 60  # the route's own bound (``le=60``); beyond it the route answers 422
+# headers on which another middleware acts (CORS; the body limit): such requests go the long way
+_HANDED_ON = frozenset({b"origin", b"content-length", b"transfer-encoding"})
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One resource this path answers: its route's template, how a name must look, and how to
+    read the app's cache of it and an entry's version and end."""
+
+    template: str
+    name_pattern: re.Pattern[str]
+    name_max: int
+    store: Callable[[Any], WatchedStore[Any]]  # the app's services -> the cache
+    version: Callable[[Any], str]
+    finished: Callable[[Any], bool]
+
+
+class FastReads:
+    """Answers cached reads (module docstring); ``reads`` by the path segment after the
+    namespace (``restarts``, ``rollouts``). ``FastReadsApp`` asks it first."""
+
+    def __init__(self, state: State, metrics: Metrics, reads: dict[str, Read]) -> None:
+        self._state = state
+        self._reads = reads
+        self._counted = {
+            segment: (
+                metrics.requests.labels(read.template, "GET", "200"),
+                metrics.latency.labels(read.template, "GET"),
+            )
+            for segment, read in reads.items()
+        }
+
+    async def answered(self, scope: Scope, send: Send) -> bool:
+        """Whether the request was answered here (else nothing was sent)."""
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return False
+        start = time.perf_counter()
+        try:
+            answer = self._answer(scope)
+        except Exception:  # a bug here must never cost the request: the route answers
+            log.exception("fast read failed; handing the request to the routes")
+            return False
+        if answer is None:
+            return False
+        segment, body, headers = answer
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        counter, latency = self._counted[segment]
+        counter.inc()  # as MetricsMiddleware counts: when the response starts
+        latency.observe(time.perf_counter() - start)
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    def _answer(self, scope: Scope) -> tuple[str, bytes, list[tuple[bytes, bytes]]] | None:
+        """The segment, body and headers of the answer, or None to hand the request on."""
+        path: str = scope["path"]
+        parts = path.split("/")
+        if (
+            len(parts) != 6
+            or parts[1] != "v1"
+            or parts[2] != "namespaces"
+            or scope.get("root_path")
+        ):
+            return None
+        namespace, segment, name = parts[3], parts[4], parts[5]
+        read = self._reads.get(segment)
+        if read is None:
+            return None
+        if not (0 < len(namespace) <= 63 and _LABEL.fullmatch(namespace)):
+            return None
+        if not (0 < len(name) <= read.name_max and read.name_pattern.fullmatch(name)):
+            return None
+        query = _poll_query(scope["query_string"])
+        if query is None:
+            return None
+        wait, since = query
+
+        token = ""
+        request_id: str | None = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                if token:
+                    return None  # more than one: the route decides
+                token = _bearer(value)
+                if not token:
+                    return None
+            elif key == b"x-request-id":
+                if request_id is None:
+                    request_id = value.decode("latin-1")
+            elif key in _HANDED_ON:
+                return None
+
+        services = self._state["services"]  # (not attribute access: ten times dearer on State)
+        auth = self._state["auth"]
+        if services is None or auth is None:
+            return None
+        settings = services.settings
+        if settings.rate_limit_all_requests or not settings.serves(namespace):
+            return None
+        if auth.required and (not token or auth.recall(token, namespace, "get") is None):
+            return None
+        store = read.store(services)
+        entry = store.get(namespace, name)
+        if entry is None:
+            return None
+        wait = min(wait, settings.max_wait_seconds)
+        if wait > 0 and not read.finished(entry):
+            current = read.version(entry)
+            if since is None or since == current:
+                return None  # a real long poll: the route waits
+        # in the order the route's Response and the request-id middleware write them
+        headers = [
+            (b"content-length", str(len(entry.body)).encode()),
+            _JSON,
+            (b"x-request-id", (sane_request_id(request_id) or new_request_id()).encode()),
+        ]
+        stale = stale_headers(store, namespace)
+        if stale is not None:
+            headers.insert(0, (b"warning", stale["Warning"].encode("latin-1")))
+        return segment, entry.body, headers
+
+
+def _poll_query(query: bytes) -> tuple[int, str | None] | None:
+    """``wait`` and ``resourceVersion`` when the query is nothing else and plain (digits, each
+    at most once); None when the route should parse it."""
+    wait, since = 0, None
+    if not query:
+        return wait, since
+    seen: set[bytes] = set()
+    for pair in query.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if key in seen:
+            return None
+        seen.add(key)
+        if key == b"wait" and _WAIT.fullmatch(value) and int(value) <= _MAX_WAIT:
+            wait = int(value)
+        elif key == b"resourceVersion" and _VERSION.fullmatch(value):
+            since = value.decode()
+        else:
+            return None
+    return wait, since
+
+
+def _bearer(value: bytes) -> str:
+    """The token the routes would take from this ``Authorization`` value (FastAPI's
+    ``HTTPBearer``, then ``service.http.deps``'s checks), or "" where they would answer 401."""
+    scheme, _, param = value.decode("latin-1").partition(" ")
+    token = param.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        return ""
+    return token if token.isascii() and " " not in token else ""
+
+
+RESTARTS = Read(
+    template="/v1/namespaces/{namespace}/restarts/{name}",
+    name_pattern=_SUBDOMAIN,
+    name_max=253,
+    store=lambda services: services.cache,
+    version=lambda entry: entry.resource_version,
+    finished=lambda entry: entry.finished,
+)
+ROLLOUTS = Read(
+    template="/v1/namespaces/{namespace}/rollouts/{name}",
+    name_pattern=_LABEL,
+    name_max=63,
+    store=lambda services: services.rollouts,
+    version=lambda entry: entry.resource_version,
+    finished=lambda entry: entry.rollout.finished,
+)
+READS = {"restarts": RESTARTS, "rollouts": ROLLOUTS}
+
+
+class FastReadsApp(FastAPI):
+    """The service's FastAPI app, asking ``fast_reads`` (when set) before its whole stack, even
+    FastAPI's own outer middlewares: a hit costs none of them, anything else goes on as if
+    this were not here."""
+
+    fast_reads: FastReads | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_reads
+        if fast is not None and await fast.answered(scope, send):
+            return
+        await super().__call__(scope, receive, send)
