@@ -13,7 +13,7 @@ import httpx
 from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane
-from service.app import create_app
+from service.app import KubeFactory, create_app
 from service.config import Settings
 from tests.support.serving import serve
 from tests.support.waiting import wait_until
@@ -21,16 +21,22 @@ from tests.support.waiting import wait_until
 GROUP = "apps.kruise.io"
 PLURAL = "containerrecreaterequests"
 PROBLEM = "application/problem+json"
+ACTIVE_LABEL = "crr.apps.kruise.io/active"
 
 Restart = dict[str, Any]
 StartService = Callable[..., httpx.Client]
 
 
 def start_service_in(
-    stack: ExitStack, control_plane: ControlPlane, namespaces: list[str], **overrides: Any
+    stack: ExitStack,
+    control_plane: ControlPlane,
+    namespaces: list[str],
+    *,
+    kube_factory: KubeFactory | None = None,
+    **overrides: Any,
 ) -> httpx.Client:
     settings = Settings(
-        kubeconfig=control_plane.kubeconfig,
+        kubeconfig=overrides.pop("kubeconfig", control_plane.kubeconfig),  # or a FaultProxy's
         namespaces=namespaces,
         auth_mode=overrides.pop("auth_mode", "none"),  # the test_auth_*.py modules cover callers
         sse_heartbeat_seconds=overrides.pop("sse_heartbeat_seconds", 0.5),
@@ -38,7 +44,7 @@ def start_service_in(
         relist_backoff_max_seconds=overrides.pop("relist_backoff_max_seconds", 2.0),
         **overrides,
     )
-    url = stack.enter_context(serve(create_app(settings)))
+    url = stack.enter_context(serve(create_app(settings, kube_factory=kube_factory)))
     client = stack.enter_context(httpx.Client(base_url=url, timeout=90))
     wait_until("the service to be ready", lambda: client.get("/readyz").status_code == 200)
     return client
@@ -62,6 +68,24 @@ def follow(client: httpx.Client, namespace: str, name: str, timeout: float = 90)
         assert response.status_code == 200, response.text
         seen.append(response.json())
     return seen
+
+
+def settled(api: httpx.Client, kube: k8s.ApiClient, namespace: str, name: str) -> Restart:
+    """The restart once kruise is done with its CRR and the service holds that last version.
+    kruise-manager writes a finished CRR once more (it drops the ``active`` label), so the
+    finished snapshot a follower got is not always the last version."""
+
+    def done() -> Restart | None:
+        crr = k8s.CustomObjectsApi(kube).get_namespaced_custom_object(
+            GROUP, "v1beta1", namespace, PLURAL, name
+        )
+        served: Restart = api.get(restarts_url(namespace, name)).json()
+        inactive = ACTIVE_LABEL not in crr["metadata"].get("labels", {})
+        same = served["resourceVersion"] == crr["metadata"]["resourceVersion"]
+        return served if inactive and same else None
+
+    restart: Restart = wait_until(f"kruise to be done with {name}", done)
+    return restart
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> Any:
