@@ -1,10 +1,12 @@
-"""Idempotency-Key across two service processes sharing one cluster: the key is kept in
-Kubernetes (a deterministic CRR name and the request's hash on the CRR), not in memory."""
+"""Idempotency-Key across two service processes sharing one cluster, and across a create that
+timed out: the key is kept in Kubernetes (a deterministic CRR name and the request's hash on
+the CRR), not in memory."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ from kubernetes import client as k8s
 
 from harness.controlplane import ControlPlane
 from harness.simulator import Simulator
-from tests.support.api import assert_problem, crrs_in, follow, restarts_url
+from tests.support.api import assert_problem, crrs_in, follow, restarts_url, start_service_in
+from tests.support.faultproxy import FaultProxy
 from tests.support.pods import MakePod
 from tests.support.service_process import running_replicas
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -113,3 +117,53 @@ def test_two_replicas_racing_with_one_key_create_one_restart(
     assert second.json()["name"] == "named-once"
     # the name without the key is taken
     assert_problem(b.post(restarts_url(namespace), json=named), 409)
+
+
+def test_a_create_that_timed_out_is_answered_by_its_retry_with_the_same_key(
+    control_plane: ControlPlane,
+    kube: k8s.ApiClient,
+    namespace: str,
+    make_pod: MakePod,
+    tmp_path: Path,
+) -> None:
+    """The slow-apiserver case the README promises: the service gives up (504) while the
+    create is on its way, the CRR lands anyway, and a retry with the same key is answered
+    with that restart instead of making a second one."""
+    make_pod("web-0", ["app"])
+    body = {"pod": "web-0", "reason": "deploy 7"}
+    key = {"Idempotency-Key": "deploy-7-web-0"}
+    with FaultProxy(control_plane.apiserver_port) as proxy, ExitStack() as stack:
+        kubeconfig = proxy.kubeconfig(control_plane.kubeconfig, tmp_path / "proxied.kubeconfig")
+        api = start_service_in(
+            stack, control_plane, [namespace], kubeconfig=kubeconfig, request_timeout_seconds=1
+        )
+        # a dry run at full speed leaves a pooled connection, so the real create goes out at
+        # once (a new TLS handshake through the slow proxy would time out before sending it)
+        dry = api.post(restarts_url(namespace), params={"dryRun": "true"}, json=body, headers=key)
+        assert dry.status_code == 200, dry.text
+
+        proxy.delay = 2.0  # every chunk either way waits 2 s: beyond the 1 s timeout
+        timed_out = assert_problem(
+            api.post(restarts_url(namespace), json=body, headers=key), 504, "kube-timeout"
+        )
+        name = timed_out["restart"]
+        assert name == dry.json()["name"]  # the key decides the name
+        assert f"restart {name} may still be created" in timed_out["detail"]
+        assert "retry with the same Idempotency-Key" in timed_out["detail"]
+
+        # the request was sent: the apiserver makes the CRR after the service gave up
+        wait_until(
+            f"the timed-out create of {name} to land",
+            lambda: [c["metadata"]["name"] for c in crrs_in(kube, namespace)] == [name],
+        )
+        proxy.delay = 0
+
+        retried = api.post(restarts_url(namespace), json=body, headers=key)
+        assert retried.status_code == 200, retried.text  # not created again: answered
+        assert retried.json()["name"] == name
+        assert retried.headers["location"] == restarts_url(namespace, name)
+        assert [c["metadata"]["name"] for c in crrs_in(kube, namespace)] == [name]
+        final = follow(api, namespace, name)[-1]
+    assert final["result"] == "Succeeded", final
+    assert final["reason"] == "deploy 7"
+    assert len(crrs_in(kube, namespace)) == 1
