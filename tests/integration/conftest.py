@@ -1,6 +1,7 @@
 """Fixtures of the tests on the real control plane: one control plane per session, the simulated
 kubelet and kruise-daemon on its node, a fresh namespace per test and a helper that makes running
-pods. The unit tests (tests/unit/) never load this file.
+pods; and, for the modules that make watches expire, a control plane of their own whose apiserver
+has no watch cache. The unit tests (tests/unit/) never load this file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from harness.controlplane import ControlPlane
+from harness.controlplane import ControlPlane, running_control_plane
 from harness.simulator import Simulator, running_simulator
 from tests.support.pods import MakePod, pod_is_running, pod_manifest, read_pod
 from tests.support.rest import Rest
 from tests.support.waiting import wait_until
+from tests.support.watch_expiry import UNCACHED_APISERVER_ARGS, UncachedCluster
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +65,27 @@ def simulator(_simulator: Simulator) -> Iterator[Simulator]:
         yield _simulator
     finally:
         _simulator.reset()
+
+
+@pytest.fixture(scope="module")
+def _uncached_cluster() -> Iterator[UncachedCluster]:
+    with (
+        running_control_plane(extra_apiserver_args=UNCACHED_APISERVER_ARGS) as plane,
+        plane.api_client() as api,
+        running_simulator(api, plane.node_name) as sim,
+    ):
+        yield UncachedCluster(plane, api, sim)
+
+
+@pytest.fixture
+def uncached_cluster(_uncached_cluster: UncachedCluster) -> Iterator[UncachedCluster]:
+    """A control plane of the module's own whose apiserver has no watch cache, with its node
+    agents, for tests that make the service's watch expire (tests/support/watch_expiry.py);
+    failure injection on its simulator is undone after each test."""
+    try:
+        yield _uncached_cluster
+    finally:
+        _uncached_cluster.simulator.reset()
 
 
 @pytest.fixture
