@@ -336,10 +336,12 @@ class ControlPlane:
         """Stop only kruise-manager (for fault tests); :meth:`start_kruise` brings it back."""
         self.processes["kruise-manager"].stop()
 
-    def start_kruise(self) -> None:
-        self._start_kruise(self._kruise_binary)
+    def start_kruise(self, kubeconfig: Path | None = None) -> None:
+        """``kubeconfig``: another way to the apiserver for kruise-manager than the admin's
+        (tests put a fault proxy in its path to make its informers fall behind)."""
+        self._start_kruise(self._kruise_binary, kubeconfig)
 
-    def _start_kruise(self, binary: Path) -> None:
+    def _start_kruise(self, binary: Path, kubeconfig: Path | None = None) -> None:
         self._kruise_binary = binary
         health = free_port()
         webhook_port = free_port()
@@ -354,7 +356,7 @@ class ControlPlane:
             "kruise-manager",
             [
                 str(binary),
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={kubeconfig or self.kubeconfig}",
                 "--enable-leader-election=false",
                 f"--metrics-addr=127.0.0.1:{free_port()}",
                 f"--health-probe-addr=127.0.0.1:{health}",
