@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from service.core.objects import KubeObject, metadata
@@ -19,10 +20,18 @@ Key = tuple[str, str]  # (namespace, name)
 
 @dataclass(slots=True, frozen=True)
 class Entry:
-    """One restart, ready to serve."""
+    """One restart, ready to serve: its JSON, encoded once, and the few fields the cache's
+    reads filter on. The ``Restart`` model is read back from the JSON when asked for (creates,
+    deletes, the rollout controller): kept whole, it cost four times the bytes it serves
+    (BENCHMARKS.md, "Memory"). The strings every restart of a namespace or a pod repeats are
+    interned, so thousands of entries share one copy."""
 
-    restart: Restart
-    body: bytes  # restart encoded as JSON, once
+    body: bytes  # the Restart encoded as JSON, once
+    namespace: str
+    name: str
+    pod: str
+    resource_version: str
+    finished: bool
     deleted_at: float | None  # monotonic time the CRR was seen deleted (a tombstone)
     request_hash: str | None
     idempotency: str | None
@@ -30,15 +39,34 @@ class Entry:
 
     @property
     def key(self) -> Key:
-        return (self.restart.namespace, self.restart.name)
+        return (self.namespace, self.name)
 
     @property
-    def resource_version(self) -> str:
-        return self.restart.resourceVersion
+    def restart(self) -> Restart:
+        """The restart, read back from ``body`` (a new object each time: never shared)."""
+        return Restart.model_validate_json(self.body)
 
-    @property
-    def finished(self) -> bool:
-        return self.restart.finished
+    @staticmethod
+    def of(
+        restart: Restart,
+        *,
+        deleted_at: float | None,
+        request_hash: str | None,
+        idempotency: str | None,
+        rollout: str | None,
+    ) -> Entry:
+        return Entry(
+            body=restart.model_dump_json().encode(),
+            namespace=sys.intern(restart.namespace),
+            name=restart.name,
+            pod=sys.intern(restart.pod),
+            resource_version=restart.resourceVersion,
+            finished=restart.finished,
+            deleted_at=deleted_at,
+            request_hash=request_hash,
+            idempotency=idempotency,
+            rollout=sys.intern(rollout) if rollout is not None else None,
+        )
 
 
 def crr_rollout(obj: KubeObject) -> str | None:
@@ -49,9 +77,8 @@ def crr_rollout(obj: KubeObject) -> str | None:
 
 def make_entry(obj: KubeObject, *, deleted_at: float | None = None) -> Entry:
     restart = restart_from_crr(obj, deleted=deleted_at is not None)
-    return Entry(
-        restart=restart,
-        body=restart.model_dump_json().encode(),
+    return Entry.of(
+        restart,
         deleted_at=deleted_at,
         request_hash=crr_request_hash(obj),
         idempotency=crr_idempotency_label(obj),
@@ -72,9 +99,8 @@ def tombstone_of(entry: Entry, now: float) -> Entry:
                 "message": DELETED_MESSAGE,
             }
         )
-    return Entry(
-        restart=restart,
-        body=restart.model_dump_json().encode(),
+    return Entry.of(
+        restart,
         deleted_at=now,
         request_hash=entry.request_hash,
         idempotency=entry.idempotency,

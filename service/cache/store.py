@@ -38,14 +38,14 @@ class RestartCache(KeyedStore[Entry]):
         first and never sorts the namespace (BENCHMARKS.md, "Tuning done from these
         figures")."""
         entries = self._by_ns.get(namespace, {})
-        mine = (self._within_retention(e) for e in entries.values() if e.restart.pod == pod)
+        mine = (self._within_retention(e) for e in entries.values() if e.pod == pod)
         return [e for e in mine if e is not None]
 
     def active_for_pod(self, namespace: str, pod: str) -> list[Restart]:
         return [
             e.restart
             for e in self.for_pod(namespace, pod)
-            if e.deleted_at is None and not e.restart.finished
+            if e.deleted_at is None and not e.finished
         ]
 
     def for_rollout(self, namespace: str, rollout: str) -> list[Entry]:
@@ -55,10 +55,10 @@ class RestartCache(KeyedStore[Entry]):
         mine = (self._within_retention(e) for e in entries.values() if e.rollout == rollout)
         return [e for e in mine if e is not None]
 
-    def current(self, namespace: str) -> Iterator[Restart]:
+    def current(self, namespace: str) -> Iterator[Entry]:
         """The namespace's restarts that still exist, lazily and unsorted: the active cap
         asks on every create, and only when a cap is set does this walk the namespace."""
-        return (e.restart for e in self._by_ns.get(namespace, {}).values() if e.deleted_at is None)
+        return (e for e in self._by_ns.get(namespace, {}).values() if e.deleted_at is None)
 
     # ---------------------------------------------------------------- KeyedStore's hooks
 
@@ -69,15 +69,12 @@ class RestartCache(KeyedStore[Entry]):
         return tombstone_of(entry, now)
 
     def _changed(self, previous: Entry | None, entry: Entry) -> None:
-        if (
-            previous is not None
-            and not previous.restart.finished
-            and entry.restart.finished
-            and entry.restart.result is not None
-        ):
-            self._metrics.restarts_finished.labels(
-                entry.restart.result, entry.restart.failureReason or ""
-            ).inc()
+        if previous is not None and not previous.finished and entry.finished:
+            restart = entry.restart  # read back once, when it finishes
+            if restart.result is not None:
+                self._metrics.restarts_finished.labels(
+                    restart.result, restart.failureReason or ""
+                ).inc()
 
     # the metrics restarts had before the other caches came (names kept for dashboards)
 

@@ -12,9 +12,9 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from service.core.errors import ActiveRestartsCapped, RateLimited
-from service.core.schemas import Restart
 
 ACTIVE_CAP_RETRY_AFTER_SECONDS = 5
 
@@ -64,7 +64,14 @@ class RateLimiter:
             self._buckets.popitem(last=False)
 
 
-def check_active_cap(namespace: str, restarts: Iterable[Restart], cap: int) -> None:
+class Finishing(Protocol):
+    """A restart, or anything that says whether one has finished (the cache's entries)."""
+
+    @property
+    def finished(self) -> bool: ...
+
+
+def check_active_cap(namespace: str, restarts: Iterable[Finishing], cap: int) -> None:
     """Refuse a new restart when ``namespace`` already has ``cap`` unfinished ones."""
     if cap <= 0:
         return

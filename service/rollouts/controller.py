@@ -230,10 +230,10 @@ class RolloutController:
             for entry in self._restarts.for_pod(namespace, pod_name):
                 if (
                     entry.deleted_at is None
-                    and not entry.restart.finished
+                    and not entry.finished
                     and entry.rollout != rollout
                 ):
-                    busy[pod_name] = entry.restart.name
+                    busy[pod_name] = entry.name
         return busy
 
     # ---------------------------------------------------------------- restarts

@@ -65,11 +65,11 @@ def _json(entry_body: bytes, status: int = 200, headers: dict[str, str] | None =
 
 
 def _version(entry: Entry) -> str:
-    return entry.restart.resourceVersion
+    return entry.resource_version
 
 
 def _finished(entry: Entry) -> bool:
-    return entry.restart.finished
+    return entry.finished
 
 
 router = APIRouter(prefix="/v1", tags=["restarts"])
@@ -183,10 +183,10 @@ async def list_restarts(
         raise CacheNotReady("the restart cache has not synced yet; retry shortly")
     body = page(
         services.cache.in_namespace(namespace),
-        name=lambda e: e.restart.name,
+        name=lambda e: e.name,
         keep=lambda e: (
-            (pod is None or e.restart.pod == pod)
-            and (finished is None or e.restart.finished == finished)
+            (pod is None or e.pod == pod)
+            and (finished is None or e.finished == finished)
         ),
         limit=min(limit, services.settings.list_max_limit),
         continue_=continue_,
