@@ -21,7 +21,7 @@ from types import FrameType
 
 import httpx
 
-from bench import cli, cli_start, cost, creates, env, fanout, polling
+from bench import cli, cli_start, cost, creates, env, fanout, followers, limit, polling
 from bench.cluster import LONG_TTL, Service, World, auth_landed, bench_settings, wait
 from bench.plan import Plan, plan_for
 from bench.report import Results, render
@@ -29,7 +29,7 @@ from bench.wrk import ensure_wrk, run_wrk, wrk_version
 from service.config import Settings
 from service.core.crr import CRR_GROUP, CRR_PLURAL
 
-SECTIONS = ("polling", "cost", "creates", "cli", "sse", "memory")
+SECTIONS = ("polling", "limit", "workers", "cost", "creates", "cli", "sse", "memory")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -93,7 +93,7 @@ def create_via(url: str, namespace: str) -> Callable[[str], str]:
 def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     plan: Plan = results.plan
     only = set(args.only.split(","))
-    uses_wrk = bool(only & {"polling", "cost", "creates"})
+    uses_wrk = bool(only & {"polling", "limit", "workers", "cost", "creates"})
     wrk = ensure_wrk() if uses_wrk else "wrk"
 
     tools = None
@@ -121,7 +121,9 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
         wanted = [plan.create_pods, plan.cost_creates] if only & {"cost", "creates"} else []
         wanted += [plan.cli_creates] if "cli" in only else []
         create_pods = world.pods(ns_create, max(wanted), "c") if wanted else []
-        sse_pods = world.pods(ns_sse, plan.repetitions, "sse")
+        sse_pods = world.pods(
+            ns_sse, followers.pods_needed(plan.follower_counts, plan.repetitions), "sse"
+        )
         token = world.reader_token(ns_poll)
 
         service = Service(world, [ns_poll, ns_create, ns_sse], workdir).start()
@@ -159,6 +161,14 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
         if "polling" in only:
             with step(results, "1. polling"):
                 results.polling = polling.measure_polling(wrk, svc_target, api_target, plan, say)
+
+        if only & {"limit", "workers"}:
+            with step(results, "1b. polls near the server's limit"):
+                near, workers = limit.run_section(
+                    world, workdir, wrk, ns_poll, name, api_target, plan, only, say
+                )
+                size = results.poll_sizes["service"]
+                results.sections["limit"] = limit.render(near, workers, size)
 
         if "cost" in only:
             with step(results, "2. apiserver cost"):
@@ -205,10 +215,16 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
                 )
 
         if "sse" in only:
-            with step(results, "4b. SSE fan-out"):
-                results.fanout = fanout.measure_fanout(
-                    world, service, ns_sse, sse_pods, plan.sse_followers, plan.repetitions, say
+            with step(results, "4b. followers"):
+                # a cap on connections above the most followers (the default is 2,048)
+                cap = {"CRR_GATEWAY_MAX_CONNECTIONS": str(max(plan.follower_counts) + 200)}
+                many = Service(world, [ns_sse], workdir, name="service-followers", env=cap)
+                services.append(many.start())
+                runs = followers.measure(
+                    world, many, ns_sse, sse_pods, plan.follower_counts, plan.repetitions, say
                 )
+                many.stop()
+                results.sections["followers"] = followers.render(runs)
 
         service.stop()
         if "memory" in only:

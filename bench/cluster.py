@@ -323,6 +323,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: Process | None = None
+    argv: list[str] | None = None  # default: python -m service
 
     @property
     def url(self) -> str:
@@ -345,7 +346,10 @@ class Service:
         for name, value in bench_settings().items():
             env.setdefault(name, value)
         self.process = Process(
-            self.name, [sys.executable, "-m", "service"], self.workdir / f"{self.name}.log", env
+            self.name,
+            self.argv or [sys.executable, "-m", "service"],
+            self.workdir / f"{self.name}.log",
+            env,
         )
         self.process.start()
 

@@ -1,9 +1,8 @@
-"""4. Memory and fan-out: the service's RSS with N CRRs in its cache (against its RSS with an
-empty cache, same process), and many concurrent SSE followers of one restart."""
+"""4. Memory: the service's RSS with N CRRs in its cache (against its RSS with an empty cache,
+same process). The followers (SSE streams and long polls) are bench/followers.py."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -107,106 +106,3 @@ class FanoutRun:
     p50_ms: float
     rss_before_mib: float
     rss_during_mib: float
-
-
-async def _follow(
-    host: str,
-    port: int,
-    path: str,
-    connect_gate: asyncio.Semaphore,
-    connected: list[int],
-    all_connected: asyncio.Event,
-    wanted: int,
-) -> float | None:
-    """Follow one stream; return the perf_counter time the finished snapshot arrived."""
-    async with connect_gate:
-        reader, writer = await asyncio.open_connection(host, port)
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
-        writer.write(request.encode())
-        await writer.drain()
-    buffer = b""
-    seen_first = False
-    try:
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                return None
-            buffer += chunk
-            if not seen_first and b"event: restart" in buffer:
-                seen_first = True
-                connected[0] += 1
-                if connected[0] >= wanted:
-                    all_connected.set()
-            if b'"finished":true' in buffer:
-                return time.perf_counter()
-            buffer = buffer[-64:]  # keep enough to find a marker split across reads
-    finally:
-        writer.close()
-
-
-async def _fan_out(
-    service: Service, world: World, namespace: str, name: str, followers: int
-) -> FanoutRun:
-    path = f"/v1/namespaces/{namespace}/restarts/{name}/events"
-    gate = asyncio.Semaphore(100)
-    connected = [0]
-    all_connected = asyncio.Event()
-    rss_before = rss_mib(service.pid)
-    tasks = [
-        asyncio.create_task(
-            _follow("127.0.0.1", service.port, path, gate, connected, all_connected, followers)
-        )
-        for _ in range(followers)
-    ]
-    try:
-        await asyncio.wait_for(all_connected.wait(), 120)
-    except TimeoutError:
-        pass  # report how many made it
-    await asyncio.sleep(0.5)
-    rss_during = rss_mib(service.pid)
-    start = time.perf_counter()
-    await asyncio.to_thread(world.complete_crr, namespace, name)
-    done, pending = await asyncio.wait(tasks, timeout=60)
-    for task in pending:
-        task.cancel()
-    times = [t.result() for t in done if t.exception() is None]
-    arrived = [(t - start) * 1000 for t in times if t is not None]
-    return FanoutRun(
-        followers=followers,
-        connected=connected[0],
-        received_final=len(arrived),
-        last_ms=max(arrived) if arrived else float("nan"),
-        p50_ms=percentile(arrived, 50),
-        rss_before_mib=rss_before,
-        rss_during_mib=rss_during,
-    )
-
-
-def measure_fanout(
-    world: World,
-    service: Service,
-    namespace: str,
-    pods: Sequence[str],
-    followers: int,
-    repetitions: int,
-    say: Say,
-) -> list[FanoutRun]:
-    """Per repetition: a restart on a fresh pod that stays pending (the simulated daemon is
-    down), ``followers`` SSE streams on it, then its final status written as kruise-daemon
-    writes it; the time runs from that write to each follower holding the final snapshot."""
-    runs = []
-    with httpx.Client(base_url=service.url, timeout=60) as client:
-        for rep in range(repetitions):
-            resp = client.post(
-                f"/v1/namespaces/{namespace}/restarts",
-                json={"pod": pods[rep], "ttlSecondsAfterFinished": LONG_TTL},
-            )
-            if resp.status_code != 201:
-                raise RuntimeError(f"SSE restart create answered {resp.status_code}: {resp.text}")
-            run = asyncio.run(_fan_out(service, world, namespace, resp.json()["name"], followers))
-            runs.append(run)
-            say(
-                f"  SSE rep {rep + 1}: {run.received_final}/{run.followers} got the final "
-                f"event, last after {run.last_ms:.0f} ms, RSS {run.rss_during_mib:.1f} MiB"
-            )
-    return runs

@@ -12,6 +12,9 @@ class Plan:
     poll_concurrency: tuple[int, ...] = (1, 50, 500)
     poll_seconds: float = 10.0
     poll_warmup_seconds: float = 2.0
+    # polls near the server's limit (raw ASGI, bare FastAPI, routes, service, apiserver)
+    limit_concurrency: tuple[int, ...] = (50,)
+    workers_concurrency: tuple[int, ...] = (1, 50, 500)  # one worker against two
     # apiserver cost
     cost_seconds: float = 5.0  # polls run this long; the quiet interval is as long
     cost_creates: int = 50
@@ -22,9 +25,9 @@ class Plan:
     cli_creates: int = 20  # restarts per block, one process each
     start_runs: int = 40  # of `python -c pass` and of `crr --version`, alternating
     # memory and fan-out
-    cache_sizes: tuple[int, ...] = (1_000, 10_000)
+    cache_sizes: tuple[int, ...] = (1_000, 10_000, 50_000)
     memory_pods: int = 50
-    sse_followers: int = 1_000
+    follower_counts: tuple[int, ...] = (1, 1_000, 10_000)  # SSE streams, then long polls
 
     def round_size(self, concurrency: int) -> int:
         return max(self.creates_per_round, self.round_factor * concurrency)
@@ -47,7 +50,7 @@ QUICK = Plan(
     start_runs=5,
     cache_sizes=(200, 1_000),
     memory_pods=10,
-    sse_followers=200,
+    follower_counts=(1, 200),
 )
 
 

@@ -35,6 +35,7 @@ class Results:
     cli_start: list[StartUp] = field(default_factory=list)
     memory: list[MemoryPoint] = field(default_factory=list)
     fanout: list[FanoutRun] = field(default_factory=list)
+    sections: dict[str, str] = field(default_factory=dict)  # heading -> markdown its module wrote
     errors: list[str] = field(default_factory=list)
 
 
@@ -364,6 +365,7 @@ def render(results: Results) -> str:
         "\n".join(header),
         _env(results),
         _polling(results),
+        *results.sections.values(),
         _costs(results),
         _creates(results),
         _memory(results),
