@@ -136,8 +136,11 @@ class KeyedStore(WatchedStore[E]):
         event = self._waiters.get(key)
         if event is None:
             event = self._waiters[key] = asyncio.Event()
+        # asyncio.timeout, not wait_for: wait_for wraps the wait in a task of its own, and a
+        # change wakes every follower at once (10,000 tasks made and run per change)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     def subscribe(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(namespace, name)`` on the event loop after every change of an
