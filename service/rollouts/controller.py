@@ -228,11 +228,7 @@ class RolloutController:
         for pod in members:
             pod_name = str((pod.get("metadata") or {}).get("name", ""))
             for entry in self._restarts.for_pod(namespace, pod_name):
-                if (
-                    entry.deleted_at is None
-                    and not entry.finished
-                    and entry.rollout != rollout
-                ):
+                if entry.deleted_at is None and not entry.finished and entry.rollout != rollout:
                     busy[pod_name] = entry.name
         return busy
 
