@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,13 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.pods import MakePod
 from tests.support.service_process import ServiceProcess, open_settings, running_replicas
 from tests.support.serving import serve
+from tests.support.sockets import requests_read
+from tests.support.sse import Snapshot, event_stream
 from tests.support.waiting import wait_until
 
 Restart = dict[str, Any]
 STALE = '299 - "stale: apiserver unreachable since '
+RETRY_LATER = {503, 504}  # the apiserver, or kruise's webhook, not (yet) answering
 
 
 def start(stack: ExitStack, kubeconfig: Path, namespace: str, **overrides: Any) -> httpx.Client:
@@ -66,20 +69,20 @@ def follow_from(base_url: str, namespace: str, name: str, timeout: float) -> lis
 
 def creates_work_again(api: httpx.Client, namespace: str, pod: str) -> str:
     """Once the cluster is back (kruise's webhook sees pods, the simulator runs), a create
-    on ``pod`` succeeds: its name."""
-    made: list[str] = []
+    on ``pod`` succeeds: its name. Until then the service may only say "retry" (503 or 504,
+    as problem+json); any other answer fails the test."""
 
-    def created() -> bool:
-        try:
-            response = api.post(restarts_url(namespace), json={"pod": pod})
-        except httpx.HTTPError:
-            return False
-        if response.status_code == 201:
-            made.append(response.json()["name"])
-        return bool(made)
+    def created() -> str | None:
+        response = api.post(restarts_url(namespace), json={"pod": pod})
+        if response.status_code in RETRY_LATER:
+            assert_problem(response, response.status_code)
+            return None
+        assert response.status_code == 201, response.text
+        name: str = response.json()["name"]
+        return name
 
-    wait_until(f"creates on {pod} to work again", created, timeout=120, interval=1)
-    return made[0]
+    made: str = wait_until(f"creates on {pod} to work again", created, timeout=120, interval=1)
+    return made
 
 
 # ---------------------------------------------------------------- the apiserver goes away
@@ -101,10 +104,10 @@ def test_apiserver_outage_polls_answer_stale_creates_503_and_no_change_is_lost(
         simulator.slow_seconds = 1.0  # the restarts are on their way when the apiserver goes
         names = [create(api, namespace, pod=pod) for pod in pods]
         stop_polling = threading.Event()
+        polled: list[tuple[int, bool]] = []  # (status, stale) of every read, as they come
 
-        def poll() -> list[tuple[int, bool]]:
+        def poll() -> None:
             """Mixed reads all along: polls of every restart and the list."""
-            seen: list[tuple[int, bool]] = []
             with httpx.Client(base_url=base_url, timeout=30) as client:
                 while not stop_polling.is_set():
                     for path in [
@@ -112,9 +115,8 @@ def test_apiserver_outage_polls_answer_stale_creates_503_and_no_change_is_lost(
                         restarts_url(namespace),
                     ]:
                         response = client.get(path)
-                        seen.append((response.status_code, "warning" in response.headers))
-                    time.sleep(0.05)
-            return seen
+                        polled.append((response.status_code, "warning" in response.headers))
+                    time.sleep(0.05)  # pacing, not waiting: a steady trickle of reads
 
         with ThreadPoolExecutor(len(names) + 1) as pool:
             followers = [pool.submit(follow_from, base_url, namespace, n, 240) for n in names]
@@ -141,7 +143,12 @@ def test_apiserver_outage_polls_answer_stale_creates_503_and_no_change_is_lost(
                 assert listed.status_code == 200
                 assert listed.headers["warning"].startswith(STALE)
                 assert sorted(r["name"] for r in listed.json()["items"]) == sorted(names)
-                time.sleep(2)  # mixed traffic goes on against the cache
+                # mixed traffic goes on against the cache
+                stale_reads = sum(stale for _, stale in polled)
+                wait_until(
+                    "more reads answered stale",
+                    lambda: sum(stale for _, stale in polled) >= stale_reads + 10,
+                )
             finally:
                 control_plane.start_apiserver()
 
@@ -149,7 +156,7 @@ def test_apiserver_outage_polls_answer_stale_creates_503_and_no_change_is_lost(
             assert "warning" not in api.get(restarts_url(namespace, names[0])).headers
             finals = [f.result()[-1] for f in followers]
             stop_polling.set()
-            polled = poller.result()
+            poller.result()
 
         # every poll during the outage was answered, and some said they may be stale
         assert {status for status, _ in polled} == {200}
@@ -248,7 +255,13 @@ def test_kruise_manager_down_creates_503_and_a_restart_ends_by_deadline_once_it_
                 assert int(refused.headers["retry-after"]) > 0
                 assert [c["metadata"]["name"] for c in crrs_in(kube, namespace)] == [name]
                 # past its deadline, but nobody has ended it: the service says so, no more
-                time.sleep(4)
+                created_at = datetime.fromisoformat(
+                    read_crr(kube, namespace, name)["metadata"]["creationTimestamp"]
+                )
+                wait_until(
+                    "the restart's deadline to pass",
+                    lambda: datetime.now(UTC) > created_at + timedelta(seconds=3 + 1),
+                )
                 pending = api.get(restarts_url(namespace, name)).json()
                 assert pending["finished"] is False and pending["result"] is None, pending
                 # a follower waits across kruise's return; the node agent is back meanwhile
@@ -269,13 +282,16 @@ def test_kruise_manager_down_creates_503_and_a_restart_ends_by_deadline_once_it_
 # ---------------------------------------------------------------- SIGTERM
 
 
-def _sse_lines(base_url: str, path: str) -> list[str]:
+def _follow_stream(base_url: str, path: str, opened: threading.Event) -> list[Snapshot]:
+    """A restart's events until the server ends the stream; ``opened`` is set once the first
+    snapshot came (the stream then waits for a change)."""
     with (
         httpx.Client(base_url=base_url, timeout=60) as client,
-        client.stream("GET", path) as stream,
+        event_stream(client, path) as stream,
     ):
-        assert stream.status_code == 200
-        return list(stream.iter_lines())  # raises if the stream is cut mid-message
+        stream.next()
+        opened.set()
+        return stream.read_to_end()  # raises if the stream is cut mid-message
 
 
 def test_sigterm_answers_in_flight_requests_and_exits_within_the_grace(
@@ -319,16 +335,24 @@ def test_sigterm_answers_in_flight_requests_and_exits_within_the_grace(
 
         with ThreadPoolExecutor(8) as pool:
             polls = [pool.submit(long_poll) for _ in range(3)]
-            streams = [pool.submit(_sse_lines, service.url, path + "/events") for _ in range(2)]
+            opened = [threading.Event() for _ in range(2)]
+            streams = [
+                pool.submit(_follow_stream, service.url, path + "/events", o) for o in opened
+            ]
+            wait_until("the streams to be open", lambda: all(o.is_set() for o in opened))
+            # the long polls too are in the service's hands: it has read their requests
+            wait_until(
+                "the service to hold the long polls",
+                lambda: requests_read(service.port) >= len(polls) + len(streams),
+            )
 
             creator = pool.submit(keep_creating)
             wait_until("creates to be under way", lambda: len(crrs_in(kube, namespace)) >= 2)
-            time.sleep(0.5)  # long polls and streams are waiting by now
             term.set()
             service.signal(signal.SIGTERM)
             exit_code = service.process.wait(GRACEFUL_SHUTDOWN_SECONDS + 5)
             poll_answers = [p.result() for p in polls]
-            stream_lines = [s.result() for s in streams]
+            followed = [s.result() for s in streams]
             created = creator.result()
     finally:
         service.stop()
@@ -343,9 +367,8 @@ def test_sigterm_answers_in_flight_requests_and_exits_within_the_grace(
         assert answer.status_code == 200
         assert answer.json()["name"] == name and answer.json()["finished"] is False
     # the streams sent the restart and ended cleanly (the client reconnects elsewhere)
-    for lines in stream_lines:
-        events = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
-        assert events and all(e["name"] == name for e in events), lines
+    for snapshots in followed:
+        assert snapshots and all(s.restart["name"] == name for s in snapshots), snapshots
     # every create was answered in full, and each CRR made was answered 201
     assert created
     assert {status for _, status, _ in created} <= {201, 409}, created
