@@ -23,6 +23,7 @@ from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.metrics import MetricsMiddleware
 from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import monitoring, restarts, rollouts
+from service.http.watch import NamespaceWatches
 from service.kube.port import KubeAPI
 from service.kube.recorder import EventRecorder
 from service.metrics import Metrics
@@ -60,6 +61,9 @@ def begin_shutdown(app: FastAPI) -> None:
     services: AppServices | None = getattr(app.state, "services", None)
     if services is not None:
         services.caches.drain_threadsafe()
+    watches: NamespaceWatches | None = getattr(app.state, "namespace_watches", None)
+    if watches is not None:
+        watches.drain_threadsafe()
 
 
 def create_app(
@@ -86,6 +90,8 @@ def create_app(
         operations = RestartOperations(kube, cache, settings, metrics, pods=pods)
         rollout_operations = RolloutOperations(kube, rollouts, pods, settings, metrics, recorder)
         controller = RolloutController(kube, rollouts, cache, pods, budgets, settings, metrics)
+        # before the caches start, so the namespace watch streams' feeds see every change
+        app.state.namespace_watches = NamespaceWatches(caches.restarts, caches.rollouts, settings)
         await caches.start()
         await controller.start()
         app.state.services = AppServices(
@@ -106,6 +112,7 @@ def create_app(
         finally:
             app.state.services = None
             app.state.auth = None
+            app.state.namespace_watches = None
             await controller.stop()
             await caches.stop()
             await operations.drain()

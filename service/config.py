@@ -181,6 +181,18 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="larger request bodies are refused with 413"
     )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    watch_streams_per_caller: int = Field(
+        default=20,
+        ge=1,
+        description="namespace watch streams (?watch=true) one caller may hold open at once on "
+        "one replica; one more is answered 429",
+    )
+    watch_backlog: int = Field(
+        default=1000,
+        ge=1,
+        description="changes kept per namespace so that a watch stream reconnecting with "
+        "Last-Event-ID gets only what it missed; an older token gets every object again",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default=[],
         description="browser origins allowed to call the API (CORS), comma separated, each "

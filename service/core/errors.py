@@ -217,6 +217,11 @@ class ActiveRestartsCapped(TooManyRequestsError):
     title = "Too many active restarts in the namespace"
 
 
+class TooManyStreams(TooManyRequestsError):
+    slug = "too-many-streams"
+    title = "Too many watch streams open for the caller"
+
+
 # ---------------------------------------------------------------- service side
 
 

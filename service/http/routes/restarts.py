@@ -25,7 +25,6 @@ from service.http.deps import (
     AuthorizedCreate,
     AuthorizedDelete,
     AuthorizedGet,
-    AuthorizedList,
     AuthorizedWatch,
     NamePath,
     NamespacePath,
@@ -38,6 +37,7 @@ from service.http.responses import (
     GET_RESPONSES,
     LIST_RESPONSES,
 )
+from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
 
@@ -164,34 +164,39 @@ async def get_restart(
 @router.get(
     "/namespaces/{namespace}/restarts",
     response_model=None,
-    summary="Restarts of a namespace, by name",
+    summary="Restarts of a namespace, by name; a stream of their changes with ?watch=true",
     responses=LIST_RESPONSES,
 )
 async def list_restarts(
     namespace: NamespacePath,
     services: ServicesDep,
-    authorized: AuthorizedList,
+    listing: AuthorizedListOrWatch,
     pod: Annotated[str | None, Query(max_length=253, description="only this pod's")] = None,
     finished: Annotated[bool | None, Query(description="only finished (or unfinished)")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
     continue_: Annotated[
         str | None, Query(alias="continue", max_length=1024, description="from the last page")
     ] = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
     _served(services, namespace)
     if not services.cache.synced(namespace):
         raise CacheNotReady("the restart cache has not synced yet; retry shortly")
+
+    def keep(e: Entry) -> bool:
+        return (pod is None or e.pod == pod) and (finished is None or e.finished == finished)
+
+    headers = stale_headers(services.cache, namespace)
+    if listing.watch:
+        return listing.restarts(namespace, keep, last_event_id=last_event_id, headers=headers)
     body = page(
         services.cache.in_namespace(namespace),
         name=lambda e: e.name,
-        keep=lambda e: (
-            (pod is None or e.pod == pod)
-            and (finished is None or e.finished == finished)
-        ),
+        keep=keep,
         limit=min(limit, services.settings.list_max_limit),
         continue_=continue_,
     )
-    return _json(body, headers=stale_headers(services.cache, namespace))
+    return _json(body, headers=headers)
 
 
 @router.get(

@@ -17,7 +17,6 @@ from service.http.deps import (
     IDEMPOTENCY_KEY_PATTERN,
     AppServices,
     AuthorizedGet,
-    AuthorizedList,
     AuthorizedRolloutCancel,
     AuthorizedRolloutCreate,
     AuthorizedRolloutPause,
@@ -34,6 +33,7 @@ from service.http.responses import (
     ROLLOUT_GET_RESPONSES,
     ROLLOUT_LIST_RESPONSES,
 )
+from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
 
@@ -156,31 +156,38 @@ async def get_rollout(
 @router.get(
     "/namespaces/{namespace}/rollouts",
     response_model=None,
-    summary="Rollouts of a namespace, by name",
+    summary="Rollouts of a namespace, by name; a stream of their changes with ?watch=true",
     responses=ROLLOUT_LIST_RESPONSES,
 )
 async def list_rollouts(
     namespace: NamespacePath,
     services: ServicesDep,
-    authorized: AuthorizedList,
+    listing: AuthorizedListOrWatch,
     finished: Annotated[bool | None, Query(description="only finished (or unfinished)")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
     continue_: Annotated[
         str | None, Query(alias="continue", max_length=1024, description="from the last page")
     ] = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
     _served(services, namespace)
     if not services.rollouts.synced(namespace):
         raise CacheNotReady("the rollout cache has not synced yet; retry shortly")
 
+    def keep(e: RolloutEntry) -> bool:
+        return finished is None or e.rollout.finished == finished
+
+    headers = stale_headers(services.rollouts, namespace)
+    if listing.watch:
+        return listing.rollouts(namespace, keep, last_event_id=last_event_id, headers=headers)
     body = page(
         services.rollouts.in_namespace(namespace),
         name=lambda e: e.rollout.name,
-        keep=lambda e: finished is None or e.rollout.finished == finished,
+        keep=keep,
         limit=min(limit, services.settings.list_max_limit),
         continue_=continue_,
     )
-    return _json(body, headers=stale_headers(services.rollouts, namespace))
+    return _json(body, headers=headers)
 
 
 @router.get(
