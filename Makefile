@@ -9,7 +9,7 @@ LOCKS := requirements/runtime.txt requirements/dev.txt
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml client/pyproject.toml | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test lint pytest unit deps lock etcd binaries bench clean
+.PHONY: dev test lint pytest unit deps lock etcd chromium binaries bench clean
 
 deps: $(STAMP) etcd binaries
 
@@ -43,6 +43,14 @@ etcd:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends etcd-server; }
 
+# Debian's Chromium and its chromedriver for the browser tests (tests/integration/browser/):
+# Selenium drives them as installed, nothing is downloaded when the tests run.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver fonts-dejavu-core; }
+
 # kube-apiserver and kruise-manager, built from the Go module proxy once per pinned version.
 binaries: $(STAMP)
 	$(PY) -m harness.build
@@ -54,7 +62,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
-pytest: deps
+pytest: deps chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tests alone (tests/unit/): no control plane, nothing to build.

@@ -15,7 +15,7 @@ from service.auth.facade import build_auth
 from service.auth.static_tokens import load_tokens_file
 from service.cache.caches import Caches
 from service.config import Settings, get_settings
-from service.http import problems
+from service.http import pages, problems
 from service.http.deps import AppServices
 from service.http.fast_reads import READS, FastReads, FastReadsApp
 from service.http.middleware.body_limit import BodyLimitMiddleware
@@ -125,7 +125,7 @@ def create_app(
         summary="Restart containers in place through OpenKruise ContainerRecreateRequests",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # service.http.pages serves /docs from files in the package
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -148,4 +148,5 @@ def create_app(
     app.include_router(restarts.router)
     app.include_router(rollouts.router)
     app.include_router(monitoring.router)
+    pages.install(app)  # /docs and /ui/
     return app
