@@ -188,7 +188,7 @@ def main() -> int:
         print(
             f"""
 Local control plane is up ({plane.version()}, OpenKruise v1.9.0, node {plane.node_name}).
-  crr-gateway: {url}  (docs: {url}/docs, log: {DEV_DIR / "service.log"})
+  crr-gateway: {url}  (docs: {url}/docs, live view: {url}/ui/, log: {DEV_DIR / "service.log"})
   env:         . {env_file}   (KUBECONFIG, CRR_GATEWAY_URL, CRR_GATEWAY_TOKEN for namespace demo)
   try:         kubectl --kubeconfig {kubeconfig} -n {DEMO_NAMESPACE} get pods,cloneset,rro
   logs:        {plane.workdir}
