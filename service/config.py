@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         description="namespace watch streams (?watch=true) one caller may hold open at once on "
         "one replica; one more is answered 429",
     )
+    watch_max_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="a namespace watch stream ends after this long (or its timeoutSeconds); "
+        "the client resumes with Last-Event-ID, so long-lived clients spread over replicas",
+    )
     watch_backlog: int = Field(
         default=1000,
         ge=1,

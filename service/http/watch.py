@@ -13,7 +13,10 @@ The stream, for the objects the list's filters keep:
   resume after it;
 * a comment heartbeat every ``sse_heartbeat_seconds`` of silence, or a ``BOOKMARK`` with a newer
   ``id:`` when other objects of the namespace changed meanwhile (so a filtered stream's token
-  stays fresh).
+  stays fresh);
+* the end of the stream after ``timeoutSeconds`` (at most ``watch_max_seconds``), as a
+  Kubernetes watch ends: the client reconnects with its ``Last-Event-ID`` and loses nothing,
+  and long-lived clients spread over the replicas again.
 
 A client that reconnects with ``Last-Event-ID`` gets exactly the changes after that event;
 when the token is too old (more than ``watch_backlog`` changes ago) or from another replica or
@@ -57,6 +60,15 @@ WatchQuery = Annotated[
         description="answer a stream of server-sent events instead of a page: the current "
         "objects (ADDED), then one event per change (ADDED, MODIFIED, DELETED); resumable "
         "with Last-Event-ID. Filters apply; limit and continue do not",
+    ),
+]
+TimeoutQuery = Annotated[
+    int | None,
+    Query(
+        alias="timeoutSeconds",
+        ge=1,
+        description="watch: end the stream after this many seconds (at most the service's "
+        "watch_max_seconds, its default); reconnect with Last-Event-ID to go on",
     ),
 ]
 LastEventId = Annotated[
@@ -120,15 +132,18 @@ async def watch_events(
     *,
     last_event_id: str | None,
     heartbeat: float,
+    lifetime: float,
 ) -> AsyncIterator[bytes]:
     log = feed.log(namespace)
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + lifetime
     yield RETRY
     cursor = resume_point(log, last_event_id)
     if cursor is None:
         cursor, frames = listing(log, keep)
         yield frames
     sent = cursor
-    while not feed.draining:
+    while not feed.draining and clock() < deadline:
         changes = log.after(cursor)
         if changes is None:  # the stream fell further behind than the backlog
             cursor, frames = listing(log, keep)
@@ -136,7 +151,9 @@ async def watch_events(
             yield frames
             continue
         if not changes:
-            if not await log.wait(cursor, heartbeat):
+            if not await log.wait(cursor, max(0.0, min(heartbeat, deadline - clock()))):
+                if clock() >= deadline:
+                    break
                 yield HEARTBEAT if sent == cursor else _frame("BOOKMARK", token(log, cursor), b"{}")
                 sent = cursor
             continue
@@ -146,6 +163,8 @@ async def watch_events(
             if event is not None:
                 yield _frame(event[0], token(log, cursor), event[1])
                 sent = cursor
+    if sent != cursor:  # the client resumes from the last change, even one it did not see
+        yield _frame("BOOKMARK", token(log, cursor), b"{}")
 
 
 # ---------------------------------------------------------------- streams per caller
@@ -220,6 +239,7 @@ class NamespaceWatches:
         )
         self.slots = StreamSlots(settings.watch_streams_per_caller)
         self.heartbeat = settings.sse_heartbeat_seconds
+        self.max_seconds = settings.watch_max_seconds
         self._loop = asyncio.get_running_loop()
 
     def drain(self) -> None:
@@ -240,6 +260,7 @@ class ListOrWatch:
     authorized: AuthorizedRequest
     watch: bool
     watches: NamespaceWatches | None
+    timeout_seconds: int | None = None
 
     def restarts(
         self, namespace: str, keep: Keep[Entry], *, last_event_id: str | None, headers: Headers
@@ -273,6 +294,7 @@ class ListOrWatch:
             keep,
             last_event_id=last_event_id,
             heartbeat=watches.heartbeat,
+            lifetime=min(self.timeout_seconds or watches.max_seconds, watches.max_seconds),
         )
         release = watches.slots.take(self.authorized.caller.name)
         return WatchResponse(events, release, headers or {})
@@ -283,13 +305,17 @@ _authorize_watch = authorized("watch").dependency
 
 
 async def authorize_list_or_watch(
-    request: Request, namespace: NamespacePath, credentials: BearerDep, watch: WatchQuery = False
+    request: Request,
+    namespace: NamespacePath,
+    credentials: BearerDep,
+    watch: WatchQuery = False,
+    timeout_seconds: TimeoutQuery = None,
 ) -> ListOrWatch:
     """A list needs "list" on CRRs in the namespace; a watch stream needs "watch"."""
     check = _authorize_watch if watch else _authorize_list
     authorized_request: AuthorizedRequest = await check(request, namespace, credentials)
     watches: NamespaceWatches | None = getattr(request.app.state, "namespace_watches", None)
-    return ListOrWatch(authorized_request, watch, watches)
+    return ListOrWatch(authorized_request, watch, watches, timeout_seconds)
 
 
 AuthorizedListOrWatch = Annotated[ListOrWatch, Depends(authorize_list_or_watch)]

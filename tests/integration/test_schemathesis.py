@@ -49,7 +49,8 @@ CHECKS = [
 def service_url(control_plane: ControlPlane, namespace: str, make_pod: MakePod) -> Iterator[str]:
     make_pod("web-0", ["app", "sidecar"])
     with ExitStack() as stack:
-        settings_ = open_settings(control_plane.kubeconfig, [namespace])
+        # ?watch=true streams end after a second, as a client's timeoutSeconds would end them
+        settings_ = open_settings(control_plane.kubeconfig, [namespace], watch_max_seconds=1)
         url = stack.enter_context(serve(create_app(settings_)))
         wait_until("the service to be ready", lambda: httpx.get(url + "/readyz").status_code == 200)
         yield url

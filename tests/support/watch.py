@@ -99,6 +99,10 @@ class WatchConnection:
             if done(event):
                 return seen
 
+    def read_to_end(self) -> list[Event]:
+        """The events until the server ends the stream."""
+        return [item for item in self._items if item is not None]
+
     def quiet(self) -> None:
         """Read until a heartbeat: nothing was due before it (fails if an event comes)."""
         for item in self._items:

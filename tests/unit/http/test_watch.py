@@ -82,7 +82,10 @@ def follow(
     last_event_id: str | None = None,
     heartbeat: float = 30,
 ) -> Stream:
-    return Stream(watch_events(feed, "ns", keep, last_event_id=last_event_id, heartbeat=heartbeat))
+    events = watch_events(
+        feed, "ns", keep, last_event_id=last_event_id, heartbeat=heartbeat, lifetime=600
+    )
+    return Stream(events)
 
 
 def listing(names: Sequence[str], token: str) -> list[Frame]:
@@ -169,7 +172,12 @@ def test_quiet_streams_get_heartbeats_and_filtered_ones_bookmarks() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
         log_id = feed.log("ns").id
         events = watch_events(
-            feed, "ns", lambda e: e.restart.pod == "web-1", last_event_id=None, heartbeat=0.05
+            feed,
+            "ns",
+            lambda e: e.restart.pod == "web-1",
+            last_event_id=None,
+            heartbeat=0.05,
+            lifetime=600,
         )
         assert await anext(events) == b"retry: 3000\n\n"
         assert frames(await anext(events)) == listing([], f"{log_id}.0")
@@ -183,7 +191,9 @@ def test_quiet_streams_get_heartbeats_and_filtered_ones_bookmarks() -> None:
 
 def test_a_stream_ends_when_the_feed_drains() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        events = watch_events(feed, "ns", everything, last_event_id=None, heartbeat=30)
+        events = watch_events(
+            feed, "ns", everything, last_event_id=None, heartbeat=30, lifetime=600
+        )
         await anext(events)
         await anext(events)
         pending = asyncio.ensure_future(anext(events))
@@ -191,6 +201,28 @@ def test_a_stream_ends_when_the_feed_drains() -> None:
         feed.drain()
         with pytest.raises(StopAsyncIteration):
             await pending
+
+    run(body)
+
+
+def test_a_stream_ends_after_its_lifetime_with_the_token_to_go_on_from() -> None:
+    async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
+        log_id = feed.log("ns").id
+        events = watch_events(
+            feed,
+            "ns",
+            lambda e: e.restart.pod == "web-1",
+            last_event_id=None,
+            heartbeat=30,
+            lifetime=0.2,
+        )
+        chunks = [await anext(events), await anext(events)]
+        cache.observe(crr("a", 1))  # not for this filter
+        chunks += [chunk async for chunk in events]
+        assert [f for chunk in chunks for f in frames(chunk)] == [
+            *listing([], f"{log_id}.0"),
+            ("BOOKMARK", f"{log_id}.1", "{}"),
+        ]
 
     run(body)
 
@@ -289,6 +321,16 @@ def test_a_caller_over_its_streams_gets_429_until_one_closes(client: httpx.Clien
         again.listing()
 
 
+def test_a_watch_ends_after_timeout_seconds(client: httpx.Client) -> None:
+    with watch_stream(
+        client, URL, params={"timeoutSeconds": "1"}, headers=bearer("alice")
+    ) as stream:
+        assert [r["name"] for r in stream.listing()] == ["a"]
+        assert stream.read_to_end() == []  # the server ends it: nothing changed meanwhile
+    refused = client.get(URL, params={"watch": "true", "timeoutSeconds": "0"}, headers=bearer("a"))
+    assert_problem(refused, 422)
+
+
 def test_a_watch_without_a_token_is_401(client: httpx.Client) -> None:
     assert_problem(client.get(URL, params={"watch": "true"}), 401, "unauthenticated")
 
@@ -310,6 +352,6 @@ def test_the_watch_parameter_is_described(client: httpx.Client) -> None:
     for path in (URL.replace("ns", "{namespace}"), "/v1/namespaces/{namespace}/rollouts"):
         operation = spec["paths"][path]["get"]
         names = {p["name"] for p in operation["parameters"]}
-        assert {"watch", "Last-Event-ID"} <= names
+        assert {"watch", "timeoutSeconds", "Last-Event-ID"} <= names
         assert "text/event-stream" in operation["responses"]["200"]["content"]
         assert "429" in operation["responses"]
