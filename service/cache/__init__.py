@@ -10,6 +10,8 @@ ready. The machinery is shared: ``reflector.Reflector`` feeds each cache from a 
 metrics, ``keyed.KeyedStore`` adds entries that outlive their object (tombstones kept for the
 retention, resourceVersion order, waiters that wake long polls and event streams) for restarts
 and rollouts, and ``objects.ObjectStore`` plain trimmed objects for pods and budgets.
+``feed.ChangeFeed`` numbers each namespace's changes of a keyed cache for the namespace watch
+streams.
 
 All state belongs to the event loop (no locks on the read path); the threads only hand it
 decoded objects, and subscribers are called on the event loop. May import: ``service.kube``

@@ -1,6 +1,7 @@
 """The HTTP edge: one router per resource (``routes``), every dependency once (``deps``),
 the ASGI middlewares (``middleware``), the audit record (``audit``), problem+json rendering
-(``problems``) and the OpenAPI response tables (``responses``).
+(``problems``), the OpenAPI response tables (``responses``), the namespace watch streams
+(``watch``) and the pages for people, /docs and /ui/, from ``static/`` (``pages``).
 
 Thin: a route checks what only HTTP knows, asks the cache or the operations, and renders the
 answer; errors are raised as ``service.core.errors`` and rendered once by ``problems``.
