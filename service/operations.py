@@ -43,6 +43,7 @@ from service.core.naming import generate_name, idempotency_label, idempotent_nam
 from service.core.objects import KubeObject, uid
 from service.core.reading import crr_idempotency_label, crr_request_hash
 from service.core.rules import (
+    PENDING_POD,
     check_deadline,
     check_no_active_restart,
     check_pod_restartable,
@@ -71,6 +72,9 @@ class CreateOutcome:
 
 
 class RestartOperations:
+    # how long a create waits for kruise's webhook to catch up with a pod, about 3 s in all
+    webhook_lag_delays: tuple[float, ...] = (0.1, 0.2, 0.4, 0.8, 1.5)
+
     def __init__(
         self,
         kube: KubeAPI,
@@ -225,17 +229,20 @@ class RestartOperations:
     async def _create_patiently(
         self, namespace: str, body: KubeObject, dry_run: bool
     ) -> KubeObject:
-        """Create; when kruise's webhook says the pod we just read does not exist, its
-        informer cache is behind (a fresh pod, or the apiserver was away): wait a little."""
-        delays = (0.1, 0.2, 0.4, 0.8, 1.5)
-        for delay in (*delays, None):
+        """Create; when kruise's webhook contradicts the pod we just read (it does not exist,
+        is not scheduled yet, or has no containerID: none of which a running pod goes back to),
+        its informer cache is behind (a fresh pod, or the apiserver was away): wait a little.
+        A pod that really became inactive meanwhile is refused at once (409)."""
+        for delay in (*self.webhook_lag_delays, None):
             try:
                 return await to_thread.run_sync(self._create, namespace, body, dry_run)
-            except PodNotFound as e:
+            except (PodNotFound, PodNotRestartable, ContainerNotStarted) as e:
+                if isinstance(e, PodNotRestartable) and PENDING_POD not in e.detail:
+                    raise
                 if delay is None:
                     raise KruiseLagging(
-                        f"OpenKruise's webhook does not see pod {body['spec']['podName']} yet "
-                        f"({e.detail}); retry shortly"
+                        f"OpenKruise's webhook does not see pod {body['spec']['podName']} as it "
+                        f"is yet ({e.detail}); retry shortly"
                     ) from e
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

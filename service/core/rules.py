@@ -26,6 +26,8 @@ from service.core.errors import (
 from service.core.objects import KubeObject, dict_items, metadata, section
 from service.core.schemas import Restart, RestartStrategyFields
 
+# kruise's words for a pod without a node (its webhook's, which ours repeat)
+PENDING_POD = "not allowed to recreate containers in a pending Pod"
 NO_READINESS_GATE_WARNING = (
     f"pod has no {KRUISE_POD_READY} readiness gate: unreadyGracePeriodSeconds will not take "
     "it out of Service endpoints before its containers are killed"
@@ -68,7 +70,7 @@ def check_pod_restartable(pod: KubeObject) -> None:
     if not active and not sidecar_terminated:
         raise PodNotRestartable("not allowed to recreate containers in an inactive Pod")
     if not section(pod, "spec").get("nodeName"):
-        raise PodNotRestartable("not allowed to recreate containers in a pending Pod")
+        raise PodNotRestartable(PENDING_POD)
     if section(pod, "spec").get("restartPolicy") == "Never":
         raise RestartPolicyNever(RESTART_POLICY_NEVER)
 

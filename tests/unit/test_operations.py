@@ -13,6 +13,8 @@ import pytest
 from service.cache.caches import Caches
 from service.config import Settings
 from service.core.errors import (
+    KruiseLagging,
+    KubeInvalid,
     KubeNotFound,
     KubeUnavailable,
     PodNotFound,
@@ -195,5 +197,67 @@ def test_while_the_pod_watch_is_lost_every_create_reads_its_pod() -> None:
         # the apiserver's answer, not the cache's: web-1 is gone there
         with pytest.raises(PodNotFound):
             await create(operations, "web-1")
+
+    run(kube, body)
+
+
+class LaggingWebhookKube(CreateKube):
+    """kruise's webhook, whose informer is behind the pod we read: it refuses the first
+    ``lagging`` creates with ``refusal``, as the real webhook words it."""
+
+    def __init__(self, refusal: str, lagging: int) -> None:
+        super().__init__()
+        self.refusal = refusal
+        self.lagging = lagging
+        self.attempts = 0
+
+    def create_crr(self, namespace: str, body: KubeObject, *, dry_run: bool) -> KubeObject:
+        self.attempts += 1
+        if self.attempts <= self.lagging:
+            raise KubeInvalid(
+                'admission webhook "mcontainerrecreaterequest.kb.io" denied the request: '
+                + self.refusal,
+                code=400,
+            )
+        return super().create_crr(namespace, body, dry_run=dry_run)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "no found Pod named web-0",
+        "not allowed to recreate containers in a pending Pod",
+        "no containerID in app containerStatus, maybe the container has not been initialized",
+    ],
+)
+def test_a_webhook_behind_the_pod_we_read_is_waited_for(refusal: str) -> None:
+    """The webhook contradicts a running pod we just read: its informer is behind. The create
+    waits for it, and when it stays behind answers 503 to retry, never 404 or 409."""
+    kube = LaggingWebhookKube(refusal, lagging=2)
+    kube.objects[PODS] = [pod_object("web-0", 10), pod_object("web-1", 11)]
+
+    async def body(operations: RestartOperations, caches: Caches) -> None:
+        operations.webhook_lag_delays = (0.01,) * 5
+        await until(lambda: caches.ready)
+        await create(operations, "web-0")
+        assert kube.attempts == 3
+        kube.attempts, kube.lagging = 0, 100
+        with pytest.raises(KruiseLagging, match="retry shortly") as lagging:
+            await create(operations, "web-1")
+        assert lagging.value.status == 503
+        assert refusal in lagging.value.detail
+
+    run(kube, body)
+
+
+def test_a_pod_that_became_inactive_is_refused_at_once() -> None:
+    kube = LaggingWebhookKube("not allowed to recreate containers in an inactive Pod", lagging=9)
+    kube.objects[PODS] = [pod_object("web-0", 10)]
+
+    async def body(operations: RestartOperations, caches: Caches) -> None:
+        await until(lambda: caches.ready)
+        with pytest.raises(PodNotRestartable, match="inactive Pod"):
+            await create(operations, "web-0")
+        assert kube.attempts == 1
 
     run(kube, body)
