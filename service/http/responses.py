@@ -19,6 +19,25 @@ STALE_HEADER = {
 }
 
 
+def event_stream(description: str) -> dict[str, Any]:
+    """A ``text/event-stream`` body: each event has an ``event`` type, an ``id`` and ``data``
+    (a JSON document) — described per event, as schemathesis and OpenAPI 3.2 read streams."""
+    return {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "description": description,
+                "properties": {
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "data": {"type": "string", "description": "the object's JSON"},
+                    "retry": {"type": "integer"},
+                },
+            }
+        }
+    }
+
+
 def problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "model": Problem, "content": {PROBLEM_JSON: {}}}
 
@@ -77,18 +96,13 @@ GET_RESPONSES: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,
 }
 
-WATCH_STREAM = {
-    "text/event-stream": {
-        "schema": {
-            "type": "string",
-            "description": "with ?watch=true: `event: RESET` and `event: ADDED` for each "
-            'current object, `event: BOOKMARK` (`data: {"initialEventsEnd":true}`), then '
-            "`event: ADDED|MODIFIED|DELETED` per change with the object as `data` and a resume "
-            "token as `id` (send it back as Last-Event-ID); comment heartbeats in between. "
-            "docs/watch.md",
-        }
-    }
-}
+WATCH_STREAM = event_stream(
+    "with ?watch=true: `event: RESET` and `event: ADDED` for each "
+    'current object, `event: BOOKMARK` (`data: {"initialEventsEnd":true}`), then '
+    "`event: ADDED|MODIFIED|DELETED` per change with the object as `data` and a resume "
+    "token as `id` (send it back as Last-Event-ID); comment heartbeats in between. "
+    "docs/watch.md"
+)
 WATCH_LIMIT = problem_response("with ?watch=true: the caller already holds its most streams")
 
 
@@ -112,7 +126,7 @@ EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "`event: restart` with the restart as `data` and its "
         "resourceVersion as `id`, on every change; comment heartbeats in between; "
         "the stream ends after the finished snapshot",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": event_stream("a restart snapshot per event"),
     },
     404: problem_response("no such restart"),
     **COMMON_ERRORS,
@@ -175,7 +189,7 @@ ROLLOUT_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "`event: rollout` with the rollout as `data` and its resourceVersion "
         "as `id`, on every change; comment heartbeats in between; the stream ends after the "
         "finished snapshot",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": event_stream("a rollout snapshot per event"),
     },
     404: problem_response("no such rollout"),
     **COMMON_ERRORS,

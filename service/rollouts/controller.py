@@ -38,7 +38,7 @@ from service.core.objects import KubeObject
 from service.core.pods import container_ids, format_time, parse_time, pod_containers
 from service.core.rollout_object import restart_request_for
 from service.core.rollouts import ROLLOUT_LABEL, Step, decide, is_finished, overlapping
-from service.core.rules import classify_rejection, readiness_warnings, rejection_detail
+from service.core.rules import classify_rejection, create_warnings, rejection_detail
 from service.kube.port import ROLLOUTS, KubeAPI
 from service.metrics import Metrics
 
@@ -247,14 +247,15 @@ class RolloutController:
         entry = next(e for e in obj["status"]["pods"] if e["name"] == pod_name)
         pod = self._pods.get(namespace, pod_name) or {}
         request = restart_request_for(obj, pod_name)
+        containers = request.containers or pod_containers(pod)
         body = build_crr(
             namespace=namespace,
             name=entry["restart"],
             version=version,
             request=request,
-            containers=request.containers or pod_containers(pod),
+            containers=containers,
             requested_by=str((meta.get("annotations") or {}).get(REQUESTED_BY_ANNOTATION, "")),
-            warnings=readiness_warnings(pod) if pod else [],
+            warnings=create_warnings(pod, request, containers) if pod else [],
             body_hash=request_hash(request),
             idempotency=None,
             extra_labels={ROLLOUT_LABEL: rollout},

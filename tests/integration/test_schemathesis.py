@@ -4,7 +4,7 @@ the real control plane. No answer may be a 5xx, and every answer must be one the
 describes (status, content type, body schema).
 
 Fixed: ``derandomize`` (the same cases every run, for this Hypothesis version), a fixed seed,
-no example database; about 1,100 cases, a minute or two on a CI runner."""
+no example database; about 1,400 cases, a few minutes on a CI runner."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from tests.support.service_process import open_settings
 from tests.support.serving import serve
 from tests.support.waiting import wait_until
 
-EXAMPLES_PER_OPERATION_AND_MODE = 110
+EXAMPLES_PER_OPERATION_AND_MODE = 50  # 15 operations, most in both modes: ~1,400 cases
 MINIMUM_CASES = 1000
 SEED = 20261127
 CHECKS = [
@@ -92,7 +92,8 @@ def test_generated_requests_get_answers_the_contract_describes(
 ) -> None:
     schema = schemathesis.openapi.from_path(OPENAPI_FILE)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    assert len(operations) == 8
+    # the restarts' 5, the rollouts' 7 (with pause, resume and cancel), and 3 for monitoring
+    assert len(operations) == 15, [operation.label for operation in operations]
     sent: Counter[str] = Counter()
     answers: Counter[int] = Counter()
     for operation in operations:
