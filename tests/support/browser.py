@@ -5,9 +5,11 @@ and reading what the browser complained about (CSP violations, script errors).""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -77,3 +79,11 @@ def complaints(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     Content-Security-Policy, a script error, a failed load."""
     logged: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [entry for entry in logged if entry["level"] == "SEVERE"]
+
+
+@dataclass(frozen=True)
+class LiveService:
+    url: str
+    api: httpx.Client  # as the caller, for arranging what the page then shows
+    token: str
+    namespace: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from service.core.objects import KubeObject
+
 
 def crr(
     *,
@@ -48,5 +50,22 @@ def crr(
             "activeDeadlineSeconds": 300,
             "ttlSecondsAfterFinished": 1800,
         },
+        "status": status,
+    }
+
+
+def watched_crr(name: str, rv: int, *, pod: str = "web-0", completed: bool = False) -> KubeObject:
+    """A CRR as a watch delivers it, at resourceVersion ``rv``."""
+    status: dict[str, Any] = {"phase": "Recreating"}
+    if completed:
+        status = {
+            "phase": "Completed",
+            "completionTime": "2026-11-27T10:00:05Z",
+            "containerRecreateStates": [{"name": "app", "phase": "Succeeded"}],
+        }
+    return {
+        "apiVersion": "apps.kruise.io/v1beta1",
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)},
+        "spec": {"podName": pod, "containers": [{"name": "app"}]},
         "status": status,
     }

@@ -8,10 +8,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -29,7 +27,7 @@ from tests.support.auth import (
     mint,
     running_service,
 )
-from tests.support.browser import CHROMEDRIVER, CHROMIUM, chromium_options
+from tests.support.browser import CHROMEDRIVER, CHROMIUM, LiveService, chromium_options
 from tests.support.rest import Rest
 from tests.support.waiting import wait_until
 
@@ -57,14 +55,6 @@ def caller_role(admin: Rest) -> Iterator[str]:
         yield role
     finally:
         delete_cluster_role(admin, role)
-
-
-@dataclass(frozen=True)
-class LiveService:
-    url: str
-    api: httpx.Client  # as the caller, for arranging what the page then shows
-    token: str
-    namespace: str
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from __future__ import annotations
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from tests.integration.browser.conftest import LiveService
-from tests.support.browser import complaints, wait_for
+from tests.support.browser import LiveService, complaints, wait_for
 
 
 def test_the_docs_render_every_operation_from_the_service_alone(

@@ -16,8 +16,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from harness.simulator.runtime import ANNOTATION_STOP_SECONDS, INJECTED_KILL_FAILURE
-from tests.integration.browser.conftest import LiveService
-from tests.support.browser import complaints, shows, text_of, wait_for
+from tests.support.browser import LiveService, complaints, shows, text_of, wait_for
 from tests.support.pods import MakePod
 from tests.support.rollouts import FAIL_KILL, create_cloneset, run_pods
 from tests.support.watch import Obj

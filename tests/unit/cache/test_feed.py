@@ -14,26 +14,10 @@ from service.cache.entries import Entry
 from service.cache.feed import ChangeFeed
 from service.cache.store import RestartCache
 from service.config import Settings
-from service.core.objects import KubeObject
 from service.metrics import Metrics
 from tests.support.clock import ManualClock
+from tests.support.crrs import watched_crr
 from tests.support.fake_kube import FakeKube
-
-
-def crr(name: str, rv: int, *, pod: str = "web-0", completed: bool = False) -> KubeObject:
-    status: dict[str, Any] = {"phase": "Recreating"}
-    if completed:
-        status = {
-            "phase": "Completed",
-            "completionTime": "2026-11-27T10:00:05Z",
-            "containerRecreateStates": [{"name": "app", "phase": "Succeeded"}],
-        }
-    return {
-        "apiVersion": "apps.kruise.io/v1beta1",
-        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)},
-        "spec": {"podName": pod, "containers": [{"name": "app"}]},
-        "status": status,
-    }
 
 
 def run(body: Callable[[RestartCache, ChangeFeed[Entry]], Awaitable[None]], **kw: Any) -> None:
@@ -50,10 +34,10 @@ def run(body: Callable[[RestartCache, ChangeFeed[Entry]], Awaitable[None]], **kw
 
 def test_changes_are_numbered_with_the_entry_before_and_after() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe(crr("a", 10))
-        cache.observe(crr("a", 11, completed=True))
-        cache.observe(crr("a", 11, completed=True))  # the same version again: no change
-        cache.observe_deleted(crr("a", 12, completed=True))
+        cache.observe(watched_crr("a", 10))
+        cache.observe(watched_crr("a", 11, completed=True))
+        cache.observe(watched_crr("a", 11, completed=True))  # the same version again: no change
+        cache.observe_deleted(watched_crr("a", 12, completed=True))
         log = feed.log("ns")
         changes = log.after(0)
         assert changes is not None
@@ -73,7 +57,7 @@ def test_changes_are_numbered_with_the_entry_before_and_after() -> None:
 
 def test_a_tombstone_of_an_object_never_seen_live_is_no_change() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe_deleted(crr("ghost", 5))
+        cache.observe_deleted(watched_crr("ghost", 5))
         assert feed.log("ns").seq == 0
 
     run(body)
@@ -82,8 +66,8 @@ def test_a_tombstone_of_an_object_never_seen_live_is_no_change() -> None:
 def test_the_live_objects_are_the_caches_by_name() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
         for name, rv in (("c", 3), ("a", 1), ("b", 2)):
-            cache.observe(crr(name, rv))
-        cache.observe_deleted(crr("b", 4))
+            cache.observe(watched_crr(name, rv))
+        cache.observe_deleted(watched_crr("b", 4))
         assert [e.restart.name for e in feed.log("ns").snapshot()] == ["a", "c"]
         assert [e.restart.name for e in cache.in_namespace("ns") if e.deleted_at is None] == [
             "a",
@@ -96,10 +80,10 @@ def test_the_live_objects_are_the_caches_by_name() -> None:
 def test_a_feed_built_after_the_cache_filled_starts_from_its_live_objects() -> None:
     async def main() -> None:
         cache = RestartCache(FakeKube(), Settings(namespaces=["ns"]), Metrics())
-        cache.observe(crr("a", 1))
+        cache.observe(watched_crr("a", 1))
         feed = ChangeFeed(cache, backlog=10)
         assert [e.restart.name for e in feed.log("ns").snapshot()] == ["a"]
-        cache.observe(crr("a", 2))
+        cache.observe(watched_crr("a", 2))
         changes = feed.log("ns").after(0)
         assert changes is not None and changes[0].previous is not None
 
@@ -110,7 +94,7 @@ def test_a_feed_built_after_the_cache_filled_starts_from_its_live_objects() -> N
 def test_changes_older_than_the_backlog_cannot_be_resumed(seq: int) -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
         for rv in range(1, 6):
-            cache.observe(crr("a", rv))
+            cache.observe(watched_crr("a", rv))
         log = feed.log("ns")
         assert log.seq == 5
         assert not log.can_resume(seq) and log.after(seq) is None
@@ -121,7 +105,7 @@ def test_changes_older_than_the_backlog_cannot_be_resumed(seq: int) -> None:
 def test_the_backlog_resumes_from_just_before_its_oldest_change() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
         for rv in range(1, 6):
-            cache.observe(crr("a", rv))
+            cache.observe(watched_crr("a", rv))
         log = feed.log("ns")
         changes = log.after(2)
         assert changes is not None and [c.seq for c in changes] == [3, 4, 5]
@@ -135,7 +119,7 @@ def test_a_change_wakes_the_followers_and_draining_wakes_them_all() -> None:
         log = feed.log("ns")
         waiter = asyncio.create_task(log.wait(0, 30))
         await asyncio.sleep(0)
-        cache.observe(crr("a", 1))
+        cache.observe(watched_crr("a", 1))
         assert await waiter is True
         assert await log.wait(0, 30) is True  # already past it: no wait
         assert await log.wait(1, 0.01) is False  # nothing new: times out
@@ -150,7 +134,7 @@ def test_a_change_wakes_the_followers_and_draining_wakes_them_all() -> None:
 
 def test_namespaces_have_logs_of_their_own() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe(crr("a", 1))
+        cache.observe(watched_crr("a", 1))
         other = feed.log("other")
         assert other.seq == 0 and other.id != feed.log("ns").id
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from crr_client.cli import main
 
-from tests.unit.client.fake_gateway import FakeGateway, Script
+from tests.support.crr_runs import Crr, Outcome
+from tests.support.fake_gateway import FakeGateway, Script
 
 CLEARED = (
     "CRR_GATEWAY_URL",
@@ -17,16 +17,6 @@ CLEARED = (
     "CRR_GATEWAY_CA",
     "NO_COLOR",
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-Crr = Callable[..., Outcome]
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from crr_client import arguments
 from crr_client.cli import main
 from crr_client.errors import EXIT_REFUSED
 
-from tests.unit.client.conftest import Crr
+from tests.support.crr_runs import Crr
 
 
 def parse(*argv: str) -> dict[str, object]:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from crr_client.errors import EXIT_ENDED_BADLY, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
 
-from tests.unit.client.conftest import Crr
-from tests.unit.client.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
+from tests.support.crr_runs import Crr
+from tests.support.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
 
 Start = Callable[[Script], FakeGateway]
 RESTARTS = "/v1/namespaces/demo/restarts"

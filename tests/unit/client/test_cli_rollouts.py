@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from crr_client.errors import EXIT_ENDED_BADLY, EXIT_OK, EXIT_REFUSED
 
-from tests.unit.client.conftest import Crr
-from tests.unit.client.fake_gateway import FakeGateway, Reply, Script, Seen, rollout_doc
+from tests.support.crr_runs import Crr
+from tests.support.fake_gateway import FakeGateway, Reply, Script, Seen, rollout_doc
 
 Start = Callable[[Script], FakeGateway]
 ROLLOUTS = "/v1/namespaces/demo/rollouts"

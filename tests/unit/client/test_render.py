@@ -7,7 +7,7 @@ import re
 
 from crr_client import render
 
-from tests.unit.client.fake_gateway import restart_doc, rollout_doc
+from tests.support.fake_gateway import restart_doc, rollout_doc
 
 
 class FakeTty(io.StringIO):

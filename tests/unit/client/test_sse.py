@@ -9,8 +9,8 @@ from collections.abc import Callable
 from crr_client.errors import EXIT_ENDED_BADLY, EXIT_OK, EXIT_REFUSED
 from crr_client.sse import Event, EventParser
 
-from tests.unit.client.conftest import Crr
-from tests.unit.client.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
+from tests.support.crr_runs import Crr
+from tests.support.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
 
 Start = Callable[[Script], FakeGateway]
 EVENTS = "/v1/namespaces/demo/restarts/web-0-x7k2p/events"

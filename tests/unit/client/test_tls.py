@@ -10,8 +10,8 @@ import pytest
 from crr_client.errors import EXIT_OK, EXIT_UNAVAILABLE
 
 from harness.certs import Pki, write_pki
-from tests.unit.client.conftest import Crr
-from tests.unit.client.fake_gateway import FakeGateway, Reply, restart_doc
+from tests.support.crr_runs import Crr
+from tests.support.fake_gateway import FakeGateway, Reply, restart_doc
 
 
 @pytest.fixture(scope="module")

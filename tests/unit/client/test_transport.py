@@ -13,7 +13,7 @@ from crr_client.config import Config
 from crr_client.errors import EXIT_REFUSED, EXIT_UNAVAILABLE, Refused, TimedOut, Unavailable
 from crr_client.transport import RetryPolicy, Transport
 
-from tests.unit.client.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
+from tests.support.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
 
 Start = Callable[[Script], FakeGateway]
 CREATE = "/v1/namespaces/demo/restarts"

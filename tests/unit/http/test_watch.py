@@ -23,11 +23,11 @@ from service.core.objects import KubeObject
 from service.http.watch import StreamSlots, watch_events
 from service.metrics import Metrics
 from tests.support.auth import assert_problem, bearer
+from tests.support.crrs import watched_crr
 from tests.support.fake_kube import FakeKube
 from tests.support.serving import serve
 from tests.support.waiting import wait_until
 from tests.support.watch import watch_stream
-from tests.unit.cache.test_feed import crr
 
 Frame = tuple[str, str | None, str]  # (event, id, restart name or data)
 
@@ -98,17 +98,17 @@ def listing(names: Sequence[str], token: str) -> list[Frame]:
 
 def test_a_stream_lists_the_live_objects_then_sends_each_change() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe(crr("b", 2))
-        cache.observe(crr("a", 1))
-        cache.observe_deleted(crr("gone", 3))  # never live here: not listed
+        cache.observe(watched_crr("b", 2))
+        cache.observe(watched_crr("a", 1))
+        cache.observe_deleted(watched_crr("gone", 3))  # never live here: not listed
         log_id = feed.log("ns").id
         stream = follow(feed)
         assert await stream.next() == listing(["a", "b"], f"{log_id}.2")
-        cache.observe(crr("c", 4))
+        cache.observe(watched_crr("c", 4))
         assert await stream.next() == [("ADDED", f"{log_id}.3", "c")]
-        cache.observe(crr("a", 5, completed=True))
+        cache.observe(watched_crr("a", 5, completed=True))
         assert await stream.next() == [("MODIFIED", f"{log_id}.4", "a")]
-        cache.observe_deleted(crr("b", 6))
+        cache.observe_deleted(watched_crr("b", 6))
         assert await stream.next() == [("DELETED", f"{log_id}.5", "b")]
 
     run(body)
@@ -116,19 +116,19 @@ def test_a_stream_lists_the_live_objects_then_sends_each_change() -> None:
 
 def test_a_filter_sees_objects_enter_and_leave_it() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe(crr("a", 1))
+        cache.observe(watched_crr("a", 1))
         log_id = feed.log("ns").id
         unfinished = follow(feed, lambda e: not e.restart.finished)
         on_web_1 = follow(feed, lambda e: e.restart.pod == "web-1")
         assert await unfinished.next() == listing(["a"], f"{log_id}.1")
         assert await on_web_1.next() == listing([], f"{log_id}.1")
-        cache.observe(crr("b", 2, pod="web-1"))
-        cache.observe(crr("a", 3, completed=True))  # finished: leaves "unfinished"
+        cache.observe(watched_crr("b", 2, pod="web-1"))
+        cache.observe(watched_crr("a", 3, completed=True))  # finished: leaves "unfinished"
         assert await unfinished.next() == [("ADDED", f"{log_id}.2", "b")]
         assert await unfinished.next() == [("DELETED", f"{log_id}.3", "a")]
         assert await on_web_1.next() == [("ADDED", f"{log_id}.2", "b")]
-        cache.observe_deleted(crr("a", 4, completed=True))  # already out of "unfinished"
-        cache.observe(crr("b", 5, pod="web-1", completed=True))
+        cache.observe_deleted(watched_crr("a", 4, completed=True))  # already out of "unfinished"
+        cache.observe(watched_crr("b", 5, pod="web-1", completed=True))
         assert await unfinished.next() == [("DELETED", f"{log_id}.5", "b")]
         assert await on_web_1.next() == [("MODIFIED", f"{log_id}.5", "b")]
 
@@ -137,12 +137,12 @@ def test_a_filter_sees_objects_enter_and_leave_it() -> None:
 
 def test_resuming_sends_only_the_changes_after_the_token() -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
-        cache.observe(crr("a", 1))
-        cache.observe(crr("b", 2))
+        cache.observe(watched_crr("a", 1))
+        cache.observe(watched_crr("b", 2))
         log_id = feed.log("ns").id
-        cache.observe(crr("a", 3, completed=True))
-        cache.observe(crr("c", 4))
-        cache.observe_deleted(crr("b", 5))
+        cache.observe(watched_crr("a", 3, completed=True))
+        cache.observe(watched_crr("c", 4))
+        cache.observe_deleted(watched_crr("b", 5))
         stream = follow(feed, last_event_id=f"{log_id}.2")
         assert await stream.next() == [("MODIFIED", f"{log_id}.3", "a")]
         assert await stream.next() == [("ADDED", f"{log_id}.4", "c")]
@@ -159,8 +159,8 @@ def test_resuming_sends_only_the_changes_after_the_token() -> None:
 def test_a_token_that_cannot_be_resumed_gets_a_full_listing(token: str) -> None:
     async def body(cache: RestartCache, feed: ChangeFeed[Entry]) -> None:
         for rv in range(1, 5):
-            cache.observe(crr("a", rv))
-        cache.observe(crr("b", 5))
+            cache.observe(watched_crr("a", rv))
+        cache.observe(watched_crr("b", 5))
         log_id = feed.log("ns").id
         stream = follow(feed, last_event_id=token.format(log=log_id))
         assert await stream.next() == listing(["a", "b"], f"{log_id}.5")
@@ -182,7 +182,7 @@ def test_quiet_streams_get_heartbeats_and_filtered_ones_bookmarks() -> None:
         assert await anext(events) == b"retry: 3000\n\n"
         assert frames(await anext(events)) == listing([], f"{log_id}.0")
         assert await anext(events) == b": heartbeat\n\n"
-        cache.observe(crr("a", 1))  # not for this filter: a bookmark carries the new token
+        cache.observe(watched_crr("a", 1))  # not for this filter: a bookmark carries the new token
         assert frames(await anext(events)) == [("BOOKMARK", f"{log_id}.1", "{}")]
         assert await anext(events) == b": heartbeat\n\n"
 
@@ -217,7 +217,7 @@ def test_a_stream_ends_after_its_lifetime_with_the_token_to_go_on_from() -> None
             lifetime=0.2,
         )
         chunks = [await anext(events), await anext(events)]
-        cache.observe(crr("a", 1))  # not for this filter
+        cache.observe(watched_crr("a", 1))  # not for this filter
         chunks += [chunk async for chunk in events]
         assert [f for chunk in chunks for f in frames(chunk)] == [
             *listing([], f"{log_id}.0"),
@@ -233,7 +233,7 @@ def test_a_stream_that_falls_behind_the_backlog_is_listed_again() -> None:
         stream = follow(feed)
         assert await stream.next() == listing([], f"{log_id}.0")
         for rv in range(1, 5):  # more changes than the backlog before it reads again
-            cache.observe(crr(f"r{rv}", rv))
+            cache.observe(watched_crr(f"r{rv}", rv))
         assert await stream.next() == listing(["r1", "r2", "r3", "r4"], f"{log_id}.4")
 
     run(body, backlog=2)
@@ -263,7 +263,7 @@ class ReviewingKube(FakeKube):
 
     def __init__(self) -> None:
         super().__init__()
-        self.items = [crr("a", 1)]
+        self.items = [watched_crr("a", 1)]
         self.verbs: list[str] = []
 
     def review_token(self, token: str, audiences: Sequence[str]) -> KubeObject:
