@@ -72,7 +72,7 @@ class Context:
                 )
             raise
         for warning in response.json().get("warnings") or ():
-            self.term.error(f"warning: {warning}")
+            self.transport.warn(str(warning))
         return response
 
     def emit(self, document: Mapping[str, Any], text: str, line: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -348,11 +349,17 @@ class Transport:
             and (call.deadline is None or now + delay < call.deadline)
         )
 
+    def warn(self, text: str) -> None:
+        """Pass a warning of the service on once, however many answers (or a create's header
+        and its body's ``warnings``, which the service both sends) repeat it."""
+        if text not in self._warned:
+            self._warned.add(text)
+            self._notice(f"warning: {text}")
+
     def _warn(self, headers: http.client.HTTPMessage) -> None:
-        for warning in headers.get_all("Warning") or ():
-            if warning not in self._warned:
-                self._warned.add(warning)
-                self._notice(f"warning: {warning}")
+        for header in headers.get_all("Warning") or ():
+            for text in warning_texts(header):
+                self.warn(text)
 
     def _problem(
         self, status: int, response: http.client.HTTPResponse, body: bytes, token: str | None
@@ -394,6 +401,17 @@ def describe_problem(
         if names not in message:  # the service's detail may list them already
             message += f" (valid containers: {names})"
     return message
+
+
+_WARNING = re.compile(r'[0-9]{3} \S+ "((?:[^"\\]|\\.)*)"')
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def warning_texts(header: str) -> list[str]:
+    """The warn-texts of a ``Warning`` header (RFC 7234: ``299 - "text"``, comma-separated);
+    a header of another shape as it is."""
+    texts = [_ESCAPED.sub(r"\1", text) for text in _WARNING.findall(header)]
+    return texts or [header.strip()]
 
 
 def _retry_after(headers: http.client.HTTPMessage) -> float | None:

@@ -261,4 +261,16 @@ def test_the_services_warnings_reach_stderr_even_with_quiet(gateway: Start, crr:
     warned = {**PENDING, "warnings": ["container sidecar has no readiness probe"]}
     outcome = crr(gateway(lifecycle(warned)), "restart", "demo/web-0", "-q")
     assert outcome.err == "warning: container sidecar has no readiness probe\n"
+
+
+def test_a_warning_in_the_header_and_the_body_is_shown_once(gateway: Start, crr: Crr) -> None:
+    """As the service sends a create's warnings: ``Warning: 299 - "..."`` and ``warnings``."""
+    text = 'pod has no "KruisePodReady" gate'
+    header = '299 - "pod has no \\"KruisePodReady\\" gate"'
+
+    def script(seen: Seen) -> Reply:
+        return Reply(201, {**PENDING, "warnings": [text]}, {"Location": RESTART, "Warning": header})
+
+    outcome = crr(gateway(script), "restart", "demo/web-0")
+    assert outcome.err == f"warning: {text}\n"
     assert outcome.out.startswith("created restart demo/web-0-x7k2p")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from crr_client.config import Config
 from crr_client.errors import EXIT_REFUSED, EXIT_UNAVAILABLE, Refused, TimedOut, Unavailable
-from crr_client.transport import RetryPolicy, Transport
+from crr_client.transport import RetryPolicy, Transport, warning_texts
 
 from tests.support.fake_gateway import FakeGateway, Reply, Script, Seen, restart_doc
 
@@ -241,4 +241,10 @@ def test_service_warnings_are_passed_on_once(gateway: Start, transport: Make) ->
     t = transport(fake, clock)
     t.request("GET", CREATE)
     t.request("GET", CREATE)
-    assert clock.notices == [f"warning: {stale}"]
+    assert clock.notices == ["warning: stale: apiserver unreachable since 12:00:00Z"]
+
+
+def test_a_warning_header_is_read_as_rfc_7234_says() -> None:
+    header = '299 - "no \\"gate\\" here", 299 crr-gateway "short deadline" "Sat, 29 Nov 2026"'
+    assert warning_texts(header) == ['no "gate" here', "short deadline"]
+    assert warning_texts("not the usual shape") == ["not the usual shape"]
