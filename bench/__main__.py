@@ -21,7 +21,7 @@ from types import FrameType
 
 import httpx
 
-from bench import cli, cli_start, cost, creates, env, fanout, followers, limit, polling
+from bench import cli, cli_start, cost, creates, env, fanout, followers, limit, polling, rollouts
 from bench.cluster import LONG_TTL, Service, World, auth_landed, bench_settings, wait
 from bench.plan import Plan, plan_for
 from bench.report import Results, render
@@ -29,7 +29,7 @@ from bench.wrk import ensure_wrk, run_wrk, wrk_version
 from service.config import Settings
 from service.core.crr import CRR_GROUP, CRR_PLURAL
 
-SECTIONS = ("polling", "limit", "workers", "cost", "creates", "cli", "sse", "memory")
+SECTIONS = ("polling", "limit", "workers", "cost", "creates", "cli", "sse", "memory", "rollouts")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -91,6 +91,17 @@ def create_via(url: str, namespace: str) -> Callable[[str], str]:
 
 
 def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
+    only = set(args.only.split(","))
+    if only - {"rollouts"}:
+        run_shared(args, results, workdir)
+    if "rollouts" in only:
+        # last, on a control plane of its own: its audit log would weigh on the other figures
+        with step(results, "6. rollouts"):
+            rollouts.run_section(results, workdir, say)
+
+
+def run_shared(args: argparse.Namespace, results: Results, workdir: Path) -> None:
+    """Every section but rollouts, on one control plane."""
     plan: Plan = results.plan
     only = set(args.only.split(","))
     uses_wrk = bool(only & {"polling", "limit", "workers", "cost", "creates"})

@@ -28,6 +28,10 @@ class Plan:
     cache_sizes: tuple[int, ...] = (1_000, 10_000, 50_000)
     memory_pods: int = 50
     follower_counts: tuple[int, ...] = (1, 1_000, 10_000)  # SSE streams, then long polls
+    # rollouts: a CloneSet's pods restarted three ways (bench/rollouts.py)
+    rollout_pods: int = 50
+    rollout_max_unavailable: int = 5
+    kubectl_poll_seconds: float = 1.0  # the kubectl way's `sleep` between two gets
 
     def round_size(self, concurrency: int) -> int:
         return max(self.creates_per_round, self.round_factor * concurrency)
@@ -51,6 +55,8 @@ QUICK = Plan(
     cache_sizes=(200, 1_000),
     memory_pods=10,
     follower_counts=(1, 200),
+    rollout_pods=10,
+    rollout_max_unavailable=2,
 )
 
 
