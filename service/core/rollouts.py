@@ -184,12 +184,13 @@ def decide(
 
     # pods that joined the selection after the rollout began are listed, never restarted;
     # one that was there before and is not in the plan was left out on purpose (a target's
-    # selector matches a pod the workload does not own): not the rollout's, not listed
+    # selector matches a pod the workload does not own): not the rollout's, not listed.
+    # Timestamps have whole seconds: a pod of the rollout's own second counts as before it.
     began = parse_time((rollout.get("metadata") or {}).get("creationTimestamp"))
     for pod in members:
         if pod_name(pod) not in planned:
             created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-            if began is not None and created is not None and created < began:
+            if began is not None and created is not None and created <= began:
                 continue
             entries.append(
                 {

@@ -92,6 +92,10 @@ def wait_ready(kube: k8s.ApiClient, namespace: str, name: str) -> Obj:
     return result
 
 
+# kruise's webhook refusals that mean its informer has not caught up with the pod yet
+LAGGING = ("no found Pod", "containerStatus in Pod Status", "pending Pod", "no containerID")
+
+
 def restart(
     kube: k8s.ApiClient,
     namespace: str,
@@ -103,7 +107,7 @@ def restart(
     **strategy: Any,
 ) -> None:
     """Create a CRR for the pod's ``app`` container (retried while kruise's webhook, which reads
-    pods from its informer cache, does not know a fresh pod yet)."""
+    pods from its informer cache, does not know a fresh pod, or its running containers, yet)."""
     spec: Obj = {"podName": pod, "containers": [{"name": "app"}], "strategy": strategy}
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
@@ -120,7 +124,7 @@ def restart(
                 GROUP, version, namespace, PLURAL, body
             )
         except ApiException as error:
-            if error.status == 400 and "no found Pod" in str(error.body):
+            if error.status == 400 and any(words in str(error.body) for words in LAGGING):
                 return False
             raise
         return True

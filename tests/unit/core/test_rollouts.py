@@ -360,10 +360,12 @@ def test_a_pod_that_was_there_before_the_rollout_and_left_out_of_its_plan_is_not
     planned = [pod("a")]
     obj = rollout(planned)
     obj["metadata"]["creationTimestamp"] = stamp(NOW)
-    stray, newcomer = pod("debug"), pod("b")
+    stray, same_second, newcomer = pod("debug"), pod("debug-2"), pod("b")
     stray["metadata"]["creationTimestamp"] = stamp(EARLIER)
-    newcomer["metadata"]["creationTimestamp"] = stamp(NOW)
-    result = step(obj, [*planned, stray, newcomer])
+    # timestamps have whole seconds: a pod of the rollout's own second was there before it
+    same_second["metadata"]["creationTimestamp"] = stamp(NOW)
+    newcomer["metadata"]["creationTimestamp"] = stamp(NOW + timedelta(seconds=1))
+    result = step(obj, [*planned, stray, same_second, newcomer])
     states = {p["name"]: p["state"] for p in result.status["pods"]}
     assert states == {"a": "Restarting", "b": "Skipped"}
 
