@@ -34,9 +34,15 @@ def pod_containers(pod: KubeObject) -> list[str]:
 
 
 def controller_uid(pod: KubeObject) -> str | None:
+    owner = controller_of(pod)
+    return owner[1] if owner is not None else None
+
+
+def controller_of(pod: KubeObject) -> tuple[str, str] | None:
+    """(kind, uid) of the object that controls ``pod`` (its controller ownerReference)."""
     for owner in _meta(pod).get("ownerReferences") or []:
         if isinstance(owner, dict) and owner.get("controller"):
-            return str(owner.get("uid", ""))
+            return str(owner.get("kind", "")), str(owner.get("uid", ""))
     return None
 
 

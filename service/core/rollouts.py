@@ -18,6 +18,7 @@ from typing import Any, Literal
 from service.core.objects import KubeObject
 from service.core.pods import (
     container_ids,
+    controller_of,
     format_time,
     parse_time,
     pod_name,
@@ -133,6 +134,7 @@ def decide(
     spec = rollout.get("spec") or {}
     old_status = rollout.get("status") or {}
     entries = _entries(rollout)
+    members = [p for p in members if _belongs(spec, p)]
     by_name = {pod_name(p): p for p in members}
     planned = {e["name"] for e in entries}
     resolved = int(spec.get("resolvedMaxUnavailable") or 1)
@@ -182,16 +184,9 @@ def decide(
                 # leave a pod called Skipped whose restart still runs
                 step.delete_restarts.append((restart.name, restart.resourceVersion))
 
-    # pods that joined the selection after the rollout began are listed, never restarted;
-    # one that was there before and is not in the plan was left out on purpose (a target's
-    # selector matches a pod the workload does not own): not the rollout's, not listed.
-    # Timestamps have whole seconds: a pod of the rollout's own second counts as before it.
-    began = parse_time((rollout.get("metadata") or {}).get("creationTimestamp"))
+    # pods that joined the rollout's pods after it began are listed, never restarted
     for pod in members:
         if pod_name(pod) not in planned:
-            created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-            if began is not None and created is not None and created <= began:
-                continue
             entries.append(
                 {
                     "name": pod_name(pod),
@@ -325,6 +320,22 @@ def decide(
     step.pause = pause
     step.finished = phase in FINISHED_PHASES
     return step
+
+
+def _belongs(spec: Mapping[str, Any], pod: KubeObject) -> bool:
+    """Whether a pod the rollout's selector matches is one of its pods: for a selector, every
+    one; for a workload, those it controls (a Deployment, through its ReplicaSets). A pod the
+    selector matches but the workload does not own (a debug copy, another owner's) is neither
+    listed nor counted against the budget."""
+    target = spec.get("target")
+    if not isinstance(target, dict):
+        return True
+    owner = controller_of(pod)
+    if owner is None:
+        return False
+    if target.get("kind") == "Deployment":
+        return owner[0] == "ReplicaSet"
+    return owner[1] == target.get("uid")
 
 
 def _killed(restart: Restart) -> bool:

@@ -354,20 +354,48 @@ def test_deleted_and_replaced_pods_are_gone_and_newcomers_skipped() -> None:
     assert result.start == ["c"]
 
 
-def test_a_pod_that_was_there_before_the_rollout_and_left_out_of_its_plan_is_not_listed() -> None:
-    """A target's selector can match a pod the workload does not own: the plan leaves it out,
-    and it must not show up later as a newcomer created after the rollout began."""
-    planned = [pod("a")]
+def owned(obj: Obj, kind: str, uid: str) -> Obj:
+    obj["metadata"]["ownerReferences"] = [
+        {"kind": kind, "name": "owner", "uid": uid, "controller": True}
+    ]
+    return obj
+
+
+def test_a_workload_rollout_lists_and_counts_only_the_pods_the_workload_owns() -> None:
+    """A target's selector can match pods the workload does not own (a debug copy, another
+    owner's): never listed, never counted against the budget, whenever they were made."""
+    planned = [owned(pod("a"), "CloneSet", "cs-uid"), owned(pod("b"), "CloneSet", "cs-uid")]
     obj = rollout(planned)
-    obj["metadata"]["creationTimestamp"] = stamp(NOW)
-    stray, same_second, newcomer = pod("debug"), pod("debug-2"), pod("b")
-    stray["metadata"]["creationTimestamp"] = stamp(EARLIER)
-    # timestamps have whole seconds: a pod of the rollout's own second was there before it
-    same_second["metadata"]["creationTimestamp"] = stamp(NOW)
-    newcomer["metadata"]["creationTimestamp"] = stamp(NOW + timedelta(seconds=1))
-    result = step(obj, [*planned, stray, same_second, newcomer])
+    obj["spec"]["target"] = {
+        "apiVersion": "apps.kruise.io/v1alpha1",
+        "kind": "CloneSet",
+        "name": "shop",
+        "uid": "cs-uid",
+    }
+    stray = pod("debug", ready=False)  # unready, and no owner at all
+    foreign = owned(pod("other", ready=False), "ReplicaSet", "rs-uid")
+    newcomer = owned(pod("c"), "CloneSet", "cs-uid")
+    result = step(obj, [*planned, stray, foreign, newcomer])
     states = {p["name"]: p["state"] for p in result.status["pods"]}
-    assert states == {"a": "Restarting", "b": "Skipped"}
+    assert states == {"a": "Restarting", "b": "Waiting", "c": "Skipped"}
+    assert result.status["unavailable"] == 1  # a, not the unready strays
+
+
+def test_a_deployment_rollout_owns_pods_through_replicasets() -> None:
+    planned = [owned(pod("a"), "ReplicaSet", "rs-1")]
+    obj = rollout(planned)
+    obj["spec"]["target"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "web",
+        "uid": "deploy-uid",
+    }
+    rolled = owned(pod("b"), "ReplicaSet", "rs-2")  # a new ReplicaSet of the same Deployment
+    result = step(obj, [*planned, rolled, pod("bare")])
+    assert {p["name"]: p["state"] for p in result.status["pods"]} == {
+        "a": "Restarting",
+        "b": "Skipped",
+    }
 
 
 def test_a_missing_restart_is_reported_for_the_controller_to_look_up() -> None:
