@@ -40,7 +40,6 @@ from typing import Any
 from bench.cluster import World, pod_manifest, pod_running, wait
 from bench.kruise_plugin import BuildError, Plugin, ensure_plugin
 from bench.stats import Figure, Run, run_from_latencies
-from harness.build import KUBERNETES_VERSION
 
 Say = Callable[[str], None]
 
@@ -84,7 +83,7 @@ class CliDetail:
 @dataclass(frozen=True, slots=True)
 class Tools:
     kubectl: str
-    kubectl_note: str | None  # why this kubectl, when it is not the one on PATH
+    kubectl_note: str | None  # which kubectl, when it is not the one on PATH
     plugin: Plugin | None
     plugin_error: str | None
 
@@ -95,26 +94,15 @@ def _output(argv: Sequence[str]) -> str:
 
 
 def plain_kubectl() -> tuple[str, str | None]:
-    """The kubectl binary to time. The Google Cloud SDK installs ``kubectl`` as a dispatcher
-    that executes a second, version-matched binary (``kubectl.1.32`` ...): a process more than
-    a kubectl from the Kubernetes release. Then the binary it would pick for the control
-    plane's version is timed directly."""
-    chosen = os.environ.get(KUBECTL_ENV) or shutil.which("kubectl")
-    if chosen is None:
+    """The kubectl to time: ``$CRR_BENCH_KUBECTL``, else the one on PATH as users run it, and
+    a note for the report when it is not the one on PATH."""
+    chosen = os.environ.get(KUBECTL_ENV)
+    if chosen:
+        return chosen, f"kubectl from ${KUBECTL_ENV}: `{chosen}`"
+    found = shutil.which("kubectl")
+    if found is None:
         raise RuntimeError("kubectl is not installed")
-    version = json.loads(_output([chosen, "version", "--client", "-o", "json"]))
-    git_version: str = version["clientVersion"]["gitVersion"]
-    if "dispatcher" not in git_version:
-        return chosen, None
-    minor = ".".join(KUBERNETES_VERSION.lstrip("v").split(".")[:2])
-    direct = Path(chosen).resolve().with_name(f"kubectl.{minor}")
-    if not direct.is_file():
-        return chosen, f"`{chosen}` is the Google Cloud SDK's dispatcher ({git_version})"
-    return str(direct), (
-        f"`kubectl` on PATH is the Google Cloud SDK's dispatcher ({git_version}), which "
-        f"executes a version-matched second binary; the kubectl rows run that binary, "
-        f"`{direct}`, directly"
-    )
+    return found, None
 
 
 def find_tools(say: Say) -> Tools:
