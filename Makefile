@@ -67,7 +67,7 @@ pytest: deps chromium
 
 # The unit tests alone (tests/unit/): no control plane, nothing to build.
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -n auto $(PYTEST_ARGS)
 
 test: deps lint pytest
 
