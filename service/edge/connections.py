@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -117,6 +118,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.guard.max_connections:
             self._refuse(transport)
             return
+        _no_delay(transport)
         super().connection_made(transport)
         self._arm_deadline()
 
@@ -205,6 +207,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 
 _REASONS = {408: b"Request Timeout", 503: b"Service Unavailable"}
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off on a TCP connection, whoever made the listening socket.
+
+    asyncio sets ``TCP_NODELAY`` only on sockets created with ``proto=IPPROTO_TCP``; a socket
+    bound by uvicorn's ``--workers``/``--fd`` (``Config.bind_socket``), by systemd or by a test
+    says ``proto=0`` and keeps Nagle on. uvicorn writes a response as headers then body, so the
+    body waits for the client's delayed ACK: about 40 ms per poll (BENCHMARKS.md,
+    "``--workers 2``")."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _problem(status: int, slug: str, detail: str, *, retry_after: int | None = None) -> bytes:

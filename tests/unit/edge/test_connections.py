@@ -202,3 +202,30 @@ def test_a_flood_beyond_twice_the_cap_is_reset_unanswered(capped: int) -> None:
             assert sock.recv(65536).startswith(b"HTTP/1.1 503 ")
         flood = held.enter_context(connect(capped))
         assert read_until_closed(flood) == b""
+
+
+# ------------------------------------------------------------------------- Nagle
+
+
+def test_connections_on_a_socket_bound_without_ipproto_tcp_send_without_nagle() -> None:
+    # bound as uvicorn's --workers does (Config.bind_socket: no proto), for which asyncio
+    # would leave Nagle's algorithm on and a response's body would wait for a delayed ACK
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = build_server(Settings(port=port, log_level="warning"), tiny_app())
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        wait_until("the server to start", lambda: server.started or not thread.is_alive(), WAIT)
+        with connect(port) as client:
+            client.sendall(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(client).startswith(b"HTTP/1.1 200")
+            (served,) = server.server_state.connections
+            accepted = served.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        server.should_exit = True
+        thread.join(WAIT)
+        listener.close()
