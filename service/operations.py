@@ -40,7 +40,8 @@ from service.core.events import (
 from service.core.guardrails import check_active_cap
 from service.core.identity import ANONYMOUS, Caller
 from service.core.naming import generate_name, idempotency_label, idempotent_name, request_hash
-from service.core.objects import KubeObject, uid
+from service.core.objects import KubeObject
+from service.core.pods import Pod
 from service.core.reading import crr_idempotency_label, crr_request_hash
 from service.core.rules import (
     PENDING_POD,
@@ -187,7 +188,7 @@ class RestartOperations:
             self._record_event(
                 namespace,
                 restart.pod,
-                restart.podUID or uid(pod),
+                restart.podUID or pod.uid,
                 EVENT_REASON_CREATE,
                 create_message(
                     caller.name, containers, restart.name, request.reason, request_id or "-"
@@ -196,7 +197,7 @@ class RestartOperations:
             return CreateOutcome(entry, created=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pod_for_create(self, namespace: str, request: RestartRequest) -> KubeObject:
+    async def _pod_for_create(self, namespace: str, request: RestartRequest) -> Pod:
         """The pod from the pod cache, with no apiserver request when the cache can answer.
         The cache may be behind, so it never refuses on its own: a pod it does not have, or
         whose cached state our checks would refuse, or that is not the pod an active restart
@@ -204,25 +205,25 @@ class RestartOperations:
         while the cache has not synced the namespace or has lost its watch (then the GET says
         whether the apiserver is there at all). A pod it has may have changed since too:
         kruise's webhook reads the pod itself and stays the last word (its refusals answer as
-        our checks would)."""
+        our checks would). A fetched pod becomes the same record a cached one is."""
         if self._pods.synced(namespace) and self._pods.stale_since(namespace) is None:
             pod = self._pods.get(namespace, request.pod)
             if pod is not None and self._cached_pod_holds(namespace, pod, request):
                 return pod
         try:
-            return await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
+            fetched = await to_thread.run_sync(self._kube.get_pod, namespace, request.pod)
         except KubeNotFound as e:
             raise PodNotFound(f"no found Pod named {request.pod}") from e
+        return self._pods.decode(fetched)
 
-    def _cached_pod_holds(self, namespace: str, pod: KubeObject, request: RestartRequest) -> bool:
+    def _cached_pod_holds(self, namespace: str, pod: Pod, request: RestartRequest) -> bool:
         try:
             check_pod_restartable(pod)
             resolve_containers(pod, request.containers)
         except (PodNotRestartable, UnknownContainers, ContainerNotStarted):
             return False  # a newer pod may pass: ask the apiserver before refusing
-        pod_uid = uid(pod)
         return not any(
-            r.podUID and r.podUID != pod_uid
+            r.podUID and r.podUID != pod.uid
             for r in self._cache.active_for_pod(namespace, request.pod)
         )
 

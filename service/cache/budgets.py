@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from service.cache.objects import ObjectStore
+from service.cache.objects import ObjectStore, object_identity
 from service.cache.sources import ResourceSource
 from service.config import Settings
 from service.core.objects import KubeObject, section
@@ -47,8 +47,8 @@ class BudgetCache:
         pdbs = ResourceSource(kube, PDBS, name="poddisruptionbudgets")
         pubs = ResourceSource(kube, PUBS, name="podunavailablebudgets", optional=True)
         self._stores = {
-            "PodDisruptionBudget": ObjectStore(pdbs, trim_budget, settings, metrics, clock=clock),
-            "PodUnavailableBudget": ObjectStore(pubs, trim_budget, settings, metrics, clock=clock),
+            kind: ObjectStore(source, trim_budget, object_identity, settings, metrics, clock=clock)
+            for kind, source in (("PodDisruptionBudget", pdbs), ("PodUnavailableBudget", pubs))
         }
 
     # ---------------------------------------------------------------- reads (event loop)

@@ -1,6 +1,6 @@
 """The reflector: one list+watch of a source per served namespace (or one cluster-wide), each
 in its own thread, because the official client blocks. A thread decodes every object once
-(the store's ``decode``: an entry, a trimmed pod...) and hands it to the event loop; a 410
+(the store's ``decode``: an entry, a pod record...) and hands it to the event loop; a 410
 Gone relists at once, any other failure relists after a jittered, growing backoff, and the
 scope reads unhealthy meanwhile. A source whose resource the cluster does not serve (an
 optional one, such as OpenKruise's PodUnavailableBudgets) reads as empty and is looked at

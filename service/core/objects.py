@@ -27,3 +27,11 @@ def dict_items(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def uid(obj: KubeObject) -> str | None:
     value = metadata(obj).get("uid")
     return value if isinstance(value, str) else None
+
+
+def controller_uid(obj: KubeObject) -> str | None:
+    """The uid of the object's controller ownerReference (a ReplicaSet's Deployment), if any."""
+    for owner in dict_items(metadata(obj), "ownerReferences"):
+        if owner.get("controller"):
+            return str(owner.get("uid", ""))
+    return None

@@ -1,82 +1,237 @@
-"""A pod as the rules read it (from the pod cache or the apiserver): name, labels, owner,
-readiness and container IDs. Lenient: a missing or mistyped field reads as empty."""
+"""A pod as the rules read it: a small immutable record built once from the apiserver's object
+(:meth:`Pod.from_object`), whether the pod came from the pod cache or from a GET, so every rule
+reads one representation. It holds only what a rule reads (service/core/rules.py, rollouts.py,
+selection.py, rollout_object.py, the rollout controller and the create path); anything else in
+the pod (annotations, images, ports, creationTimestamp, the containers' ready, restartCount and
+started, the other conditions...) is dropped. Lenient: a missing or mistyped field reads as
+empty, as the rules read the dicts before.
+
+Memory (issue 11: at most 1 KiB per cached pod): the parts many pods repeat (a workload's spec
+and owner, label sets, conditions that changed in the same second, container names, common
+strings) go through ``share`` (the pod cache's ``Shared``), so the pods that have them hold one
+copy; what stays per pod is its name, uid, resourceVersion and container IDs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from service.core.objects import KubeObject
+from service.core.crr import SIDECAR_TERMINATED
+from service.core.objects import KubeObject, dict_items, section
 
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
+_T = TypeVar("_T")
 
 
-def pod_name(pod: KubeObject) -> str:
-    return str(_meta(pod).get("name", ""))
+class Interner(Protocol):
+    """Hands back the one copy of ``part`` (found by ``key``, or by ``part`` itself when it is
+    hashable) that other pods already hold, or keeps ``part`` as that copy."""
+
+    def __call__(self, part: _T, key: Hashable | None = None) -> _T: ...
 
 
-def pod_uid(pod: KubeObject) -> str:
-    return str(_meta(pod).get("uid", ""))
+def unshared(part: _T, key: Hashable | None = None) -> _T:
+    """No sharing: every pod its own parts (a pod read once, in tests)."""
+    return part
 
 
-def pod_labels(pod: KubeObject) -> Mapping[str, str]:
-    labels = _meta(pod).get("labels")
-    return labels if isinstance(labels, dict) else {}
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container of ``spec.containers``: its name, and the initial delays of its startup and
+    readiness probes (0 without), which hold a new container unready at least that long."""
+
+    name: str
+    startup_delay: int = 0
+    readiness_delay: int = 0
 
 
-def pod_containers(pod: KubeObject) -> list[str]:
-    spec = pod.get("spec") or {}
-    return [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    """What the rules read of ``spec``; the same for every pod of a workload on one node."""
+
+    node_name: str = ""  # "" until the pod is scheduled
+    restart_policy: str = ""
+    readiness_gates: tuple[str, ...] = ()  # their conditionTypes
+    termination_grace_period: int | None = None  # None when missing or not a number >= 0
+    containers: tuple[Container, ...] = ()
 
 
-def controller_uid(pod: KubeObject) -> str | None:
-    owner = controller_of(pod)
-    return owner[1] if owner is not None else None
+@dataclass(frozen=True, slots=True)
+class PodConditions:
+    """What the rules read of ``status.conditions``: the first Ready condition, and whether
+    kruise's sidecar-terminated condition is there (whatever its status).
+
+    ``ready_since`` is the Ready condition's lastTransitionTime exactly as the apiserver wrote
+    it (a string, parsed when read): it compares and prints as it came, and a whole record is
+    shared by the pods that became ready in the same second, which a float per pod would not
+    make smaller."""
+
+    ready: bool = False  # a Ready condition with status "True"
+    ready_since: str = ""  # its lastTransitionTime ("" when not ready)
+    sidecar_terminated: bool = False
 
 
-def controller_of(pod: KubeObject) -> tuple[str, str] | None:
-    """(kind, uid) of the object that controls ``pod`` (its controller ownerReference)."""
-    for owner in _meta(pod).get("ownerReferences") or []:
-        if isinstance(owner, dict) and owner.get("controller"):
-            return str(owner.get("kind", "")), str(owner.get("uid", ""))
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The pod's controller ownerReference: the kind and uid of the object that controls it."""
+
+    kind: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A pod as the rules read it (never changed: cached pods are shared with every reader).
+
+    The container statuses are two parallel tuples: their names (one tuple shared by the pods
+    of a workload) and their containerIDs ("" for a container not started yet), the only part
+    of a status that is the pod's own."""
+
+    name: str
+    namespace: str
+    uid: str  # "" when missing
+    resource_version: str
+    labels: Mapping[str, str]
+    controller: Owner | None
+    deleting: bool  # metadata.deletionTimestamp is set
+    spec: PodSpec
+    phase: str
+    conditions: PodConditions
+    status_names: tuple[str, ...]
+    status_ids: tuple[str, ...]
+
+    @classmethod
+    def from_object(cls, obj: KubeObject, share: Interner = unshared) -> Pod:
+        """The record of a pod object as the apiserver gives it (a list or watch item, or a
+        GET's answer)."""
+        meta = section(obj, "metadata")
+        status = section(obj, "status")
+        statuses = dict_items(status, "containerStatuses")
+        return cls(
+            name=str(meta.get("name", "")),
+            namespace=share(str(meta.get("namespace", ""))),
+            uid=str(meta.get("uid") or ""),
+            resource_version=str(meta.get("resourceVersion", "")),
+            labels=_labels(meta.get("labels"), share),
+            controller=_controller(meta, share),
+            deleting=bool(meta.get("deletionTimestamp")),
+            spec=_spec(section(obj, "spec"), share),
+            phase=share(_text(status.get("phase"))),
+            conditions=_conditions(status, share),
+            status_names=share(tuple(share(str(s.get("name", ""))) for s in statuses)),
+            status_ids=tuple(str(s.get("containerID") or "") for s in statuses),
+        )
+
+    # ------------------------------------------------------------ what the rules read
+
+    @property
+    def ready(self) -> bool:
+        """Ready, and not being deleted."""
+        return self.conditions.ready and not self.deleting
+
+    def ready_since(self) -> datetime | None:
+        """When it became Ready (None when not Ready or the time does not parse)."""
+        return parse_time(self.conditions.ready_since) if self.conditions.ready else None
+
+    @property
+    def container_names(self) -> list[str]:
+        """The names in ``spec.containers``, in order."""
+        return [c.name for c in self.spec.containers]
+
+    @property
+    def controller_uid(self) -> str | None:
+        return self.controller.uid if self.controller is not None else None
+
+    def container_ids(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """The containerID of each started container (of ``names`` only, when given)."""
+        wanted = set(names) if names is not None else None
+        return {
+            name: cid
+            for name, cid in zip(self.status_names, self.status_ids, strict=True)
+            if cid and (wanted is None or name in wanted)
+        }
+
+    def container_id(self, name: str) -> str | None:
+        """The containerID in ``name``'s status ("" when it has none yet), or None when the
+        pod has no status for ``name``."""
+        found: str | None = None
+        for status_name, cid in zip(self.status_names, self.status_ids, strict=True):
+            if status_name == name:
+                found = cid  # the last one wins, as a dict of the statuses by name would
+        return found
+
+
+_NO_LABELS: Mapping[str, str] = {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _seconds(value: object) -> int | None:
+    """A number of seconds as Kubernetes gives it (an integer >= 0), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
     return None
 
 
-def _condition(pod: KubeObject, kind: str) -> Mapping[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return condition
+def _labels(value: object, share: Interner) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not value:
+        return _NO_LABELS
+    # keys and values shared too: a workload's pods differ in one label at most (a CloneSet's
+    # instance id, a ReplicaSet's template hash), and each decoded pod has its own strings
+    labels = {share(str(k)): share(str(v)) for k, v in value.items()}
+    return share(labels, frozenset(labels.items()))
+
+
+def _controller(meta: dict[str, Any], share: Interner) -> Owner | None:
+    for owner in dict_items(meta, "ownerReferences"):
+        if owner.get("controller"):
+            return share(Owner(str(owner.get("kind", "")), str(owner.get("uid", ""))))
     return None
 
 
-def pod_ready(pod: KubeObject) -> bool:
-    condition = _condition(pod, "Ready")
-    return (
-        condition is not None
-        and condition.get("status") == "True"
-        and not _meta(pod).get("deletionTimestamp")
+def _container(container: dict[str, Any], share: Interner) -> Container:
+    def delay(probe: str) -> int:
+        return _seconds(section(container, probe).get("initialDelaySeconds")) or 0
+
+    return Container(
+        share(str(container.get("name"))), delay("startupProbe"), delay("readinessProbe")
     )
 
 
-def ready_since(pod: KubeObject) -> datetime | None:
-    condition = _condition(pod, "Ready")
-    if condition is None or condition.get("status") != "True":
-        return None
-    return parse_time(condition.get("lastTransitionTime"))
+def _spec(spec: dict[str, Any], share: Interner) -> PodSpec:
+    node = spec.get("nodeName")
+    return share(
+        PodSpec(
+            node_name=share(str(node)) if node else "",
+            restart_policy=_text(spec.get("restartPolicy")),
+            readiness_gates=tuple(
+                str(g.get("conditionType")) for g in dict_items(spec, "readinessGates")
+            ),
+            termination_grace_period=_seconds(spec.get("terminationGracePeriodSeconds")),
+            containers=tuple(_container(c, share) for c in dict_items(spec, "containers")),
+        )
+    )
 
 
-def container_ids(pod: KubeObject, names: Iterable[str] | None = None) -> dict[str, str]:
-    wanted = set(names) if names is not None else None
-    ids: dict[str, str] = {}
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        name = str(status.get("name", ""))
-        if (wanted is None or name in wanted) and status.get("containerID"):
-            ids[name] = str(status["containerID"])
-    return ids
+def _conditions(status: dict[str, Any], share: Interner) -> PodConditions:
+    conditions = dict_items(status, "conditions")
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    is_ready = ready is not None and ready.get("status") == "True"
+    return share(
+        PodConditions(
+            ready=is_ready,
+            ready_since=_text(ready.get("lastTransitionTime")) if is_ready and ready else "",
+            sidecar_terminated=any(c.get("type") == SIDECAR_TERMINATED for c in conditions),
+        )
+    )
+
+
+def pod_identity(pod: Pod) -> tuple[str, str, str]:
+    """(namespace, name, resourceVersion): how the pod cache files a pod."""
+    return pod.namespace, pod.name, pod.resource_version
 
 
 def ordinal(name: str) -> int:

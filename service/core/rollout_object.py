@@ -19,7 +19,7 @@ from service.core.crr import (
     REQUESTED_BY_ANNOTATION,
 )
 from service.core.objects import KubeObject
-from service.core.pods import format_time, parse_time, pod_name, pod_uid
+from service.core.pods import Pod, format_time, parse_time
 from service.core.rollout_schemas import (
     LabelSelector,
     Rollout,
@@ -56,8 +56,8 @@ def build_rollout(
     request: RolloutRequest,
     target: Mapping[str, str] | None,
     pod_selector: Mapping[str, Any],
-    plan: Sequence[KubeObject],
-    left_out: Sequence[tuple[KubeObject, str]],
+    plan: Sequence[Pod],
+    left_out: Sequence[tuple[Pod, str]],
     resolved_max_unavailable: int,
     requested_by: str,
     body_hash: str,
@@ -79,7 +79,7 @@ def build_rollout(
         "paused": False,
         "cancelled": False,
         "restartTemplate": template,
-        "pods": [{"name": pod_name(p), "uid": pod_uid(p)} for p in plan],
+        "pods": [{"name": p.name, "uid": p.uid} for p in plan],
     }
     if target is not None:
         spec["target"] = dict(target)
@@ -97,10 +97,9 @@ def build_rollout(
         annotations[REASON_ANNOTATION] = request.reason
     if request_id is not None:
         annotations[REQUEST_ID_ANNOTATION] = request_id
-    entries = [{"name": pod_name(p), "uid": pod_uid(p), "state": "Waiting"} for p in plan]
+    entries = [{"name": p.name, "uid": p.uid, "state": "Waiting"} for p in plan]
     entries += [
-        {"name": pod_name(p), "uid": pod_uid(p), "state": "Skipped", "message": why}
-        for p, why in left_out
+        {"name": p.name, "uid": p.uid, "state": "Skipped", "message": why} for p, why in left_out
     ]
     tally = counts(entries)
     done = len(entries) - tally["Waiting"]

@@ -16,16 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from service.core.objects import KubeObject
-from service.core.pods import (
-    container_ids,
-    controller_of,
-    format_time,
-    parse_time,
-    pod_name,
-    pod_ready,
-    pod_uid,
-    ready_since,
-)
+from service.core.pods import Pod, format_time, parse_time
 from service.core.schemas import Restart
 from service.core.selection import DisruptionBudget
 
@@ -95,20 +86,18 @@ def counts(entries: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return tally
 
 
-def _available_again(
-    entry: Mapping[str, Any], pod: KubeObject, min_ready: int, now: datetime
-) -> bool:
+def _available_again(entry: Mapping[str, Any], pod: Pod, min_ready: int, now: datetime) -> bool:
     """A pod this rollout restarted counts as available once it is Ready with its new
     containers (the pod cache has caught up with the restart) for ``minReadySeconds``."""
-    if not pod_ready(pod):
+    if not pod.ready:
         return False
     if entry["state"] == "Succeeded":
         before = entry.get("containerIDs") or {}
-        now_ids = container_ids(pod, before)
+        now_ids = pod.container_ids(before)
         if before and any(now_ids.get(c) == cid for c, cid in before.items()):
             return False
     since = max(
-        (t for t in (ready_since(pod), parse_time(entry.get("finishedAt"))) if t is not None),
+        (t for t in (pod.ready_since(), parse_time(entry.get("finishedAt"))) if t is not None),
         default=None,
     )
     return since is None or now >= since + timedelta(seconds=min_ready)
@@ -116,10 +105,10 @@ def _available_again(
 
 def decide(
     rollout: KubeObject,
-    members: Sequence[KubeObject],
+    members: Sequence[Pod],
     restarts: Mapping[str, Restart],
     budgets: Sequence[DisruptionBudget],
-    namespace_pods: Sequence[KubeObject],
+    namespace_pods: Sequence[Pod],
     now: datetime,
     busy: Mapping[str, str] | None = None,
 ) -> Step:
@@ -135,7 +124,7 @@ def decide(
     old_status = rollout.get("status") or {}
     entries = _entries(rollout)
     members = [p for p in members if _belongs(spec, p)]
-    by_name = {pod_name(p): p for p in members}
+    by_name = {p.name: p for p in members}
     planned = {e["name"] for e in entries}
     resolved = int(spec.get("resolvedMaxUnavailable") or 1)
     min_ready = int(spec.get("minReadySeconds") or 0)
@@ -147,7 +136,7 @@ def decide(
     # 1. what happened since the last step
     for entry in entries:
         pod = by_name.get(entry["name"])
-        alive = pod is not None and pod_uid(pod) == entry.get("uid")
+        alive = pod is not None and pod.uid == entry.get("uid")
         state = entry["state"]
         if state == "Waiting":
             if not alive:
@@ -186,25 +175,25 @@ def decide(
 
     # pods that joined the rollout's pods after it began are listed, never restarted
     for pod in members:
-        if pod_name(pod) not in planned:
+        if pod.name not in planned:
             entries.append(
                 {
-                    "name": pod_name(pod),
-                    "uid": pod_uid(pod),
+                    "name": pod.name,
+                    "uid": pod.uid,
                     "state": "Skipped",
                     "message": "the pod was created after the rollout began",
                 }
             )
-            planned.add(pod_name(pod))
+            planned.add(pod.name)
 
     # 2. the budget: selected pods not available now, restarts under way included
     unavailable: set[str] = set()
     waiting_for: list[str] = []
     entry_of = {e["name"]: e for e in entries}
     for pod in members:
-        name = pod_name(pod)
+        name = pod.name
         own = entry_of.get(name)
-        if own is not None and own.get("uid") != pod_uid(pod):
+        if own is not None and own.get("uid") != pod.uid:
             own = None  # a newer pod of the same name: not the one the plan holds
         if own is not None and own["state"] == "Restarting":
             unavailable.add(name)
@@ -212,7 +201,7 @@ def decide(
             if not _available_again(own, pod, min_ready, now):
                 unavailable.add(name)
                 waiting_for.append(name)
-        elif not pod_ready(pod):
+        elif not pod.ready:
             unavailable.add(name)
     for entry in entries:  # a restart of a pod gone from the cache still holds its place
         if entry["state"] == "Restarting" and entry["name"] not in by_name:
@@ -260,7 +249,7 @@ def decide(
                 str((rollout.get("metadata") or {}).get("name", "")), entry["name"], entry["uid"]
             )
             entry["claimedAt"] = format_time(now)
-            entry["containerIDs"] = container_ids(pod, spec.get("containers"))
+            entry["containerIDs"] = pod.container_ids(spec.get("containers"))
             entry["message"] = ""
             step.start.append(entry["name"])
 
@@ -322,7 +311,7 @@ def decide(
     return step
 
 
-def _belongs(spec: Mapping[str, Any], pod: KubeObject) -> bool:
+def _belongs(spec: Mapping[str, Any], pod: Pod) -> bool:
     """Whether a pod the rollout's selector matches is one of its pods: for a selector, every
     one; for a workload, those it controls (a Deployment, through its ReplicaSets). A pod the
     selector matches but the workload does not own (a debug copy, another owner's) is neither
@@ -330,12 +319,12 @@ def _belongs(spec: Mapping[str, Any], pod: KubeObject) -> bool:
     target = spec.get("target")
     if not isinstance(target, dict):
         return True
-    owner = controller_of(pod)
+    owner = pod.controller
     if owner is None:
         return False
     if target.get("kind") == "Deployment":
-        return owner[0] == "ReplicaSet"
-    return owner[1] == target.get("uid")
+        return owner.kind == "ReplicaSet"
+    return owner.uid == target.get("uid")
 
 
 def _killed(restart: Restart) -> bool:

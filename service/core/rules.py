@@ -1,5 +1,6 @@
-"""The rules a create must pass, over plain dicts: what kruise's webhook would refuse, checked
-before we ask it, and how to read its refusals when the pod changed in between.
+"""The rules a create must pass, over a pod's record (``service.core.pods.Pod``): what kruise's
+webhook would refuse, checked before we ask it, and how to read its refusals when the pod
+changed in between.
 
 The checks mirror kruise v1.9.0's CRR mutating webhook
 (``pkg/webhook/containerrecreaterequest/mutating/crr_mutating_handler.go``) and keep its
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from service.core.crr import KRUISE_POD_READY, SIDECAR_TERMINATED
+from service.core.crr import KRUISE_POD_READY
 from service.core.errors import (
     ContainerNotStarted,
     DuplicateContainers,
@@ -23,7 +24,7 @@ from service.core.errors import (
     RestartPolicyNever,
     UnknownContainers,
 )
-from service.core.objects import KubeObject, dict_items, metadata, section
+from service.core.pods import Pod
 from service.core.schemas import Restart, RestartStrategyFields
 
 # kruise's words for a pod without a node (its webhook's, which ours repeat)
@@ -52,33 +53,23 @@ def check_deadline(request: RestartStrategyFields, max_active_deadline_seconds: 
         )
 
 
-def pod_container_names(pod: KubeObject) -> list[str]:
-    return [str(c.get("name")) for c in dict_items(section(pod, "spec"), "containers")]
-
-
-def check_pod_restartable(pod: KubeObject) -> None:
+def check_pod_restartable(pod: Pod) -> None:
     """Refuse a pod that is not active or not on a node (kruise's webhook answers 400;
     it is a state conflict, so 409 here), and, our own rule, a pod whose restart policy would
     leave a killed container stopped (kruise's webhook lets that through)."""
-    status = section(pod, "status")
-    active = status.get("phase") not in ("Succeeded", "Failed") and not metadata(pod).get(
-        "deletionTimestamp"
-    )
-    sidecar_terminated = any(
-        c.get("type") == SIDECAR_TERMINATED for c in dict_items(status, "conditions")
-    )
-    if not active and not sidecar_terminated:
+    active = pod.phase not in ("Succeeded", "Failed") and not pod.deleting
+    if not active and not pod.conditions.sidecar_terminated:
         raise PodNotRestartable("not allowed to recreate containers in an inactive Pod")
-    if not section(pod, "spec").get("nodeName"):
+    if not pod.spec.node_name:
         raise PodNotRestartable(PENDING_POD)
-    if section(pod, "spec").get("restartPolicy") == "Never":
+    if pod.spec.restart_policy == "Never":
         raise RestartPolicyNever(RESTART_POLICY_NEVER)
 
 
-def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list[str]:
+def resolve_containers(pod: Pod, requested: Sequence[str] | None) -> list[str]:
     """The containers to recreate: the requested ones, checked, or every container in
     ``spec.containers``. Every one must have a ``containerID`` already."""
-    valid = pod_container_names(pod)
+    valid = pod.container_names
     if requested is not None and not requested:  # the request model refuses it first
         raise RequestInvalid("containers is empty: omit containers to restart all of them")
     names = list(requested) if requested is not None else valid
@@ -96,14 +87,11 @@ def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list
             unknown=unknown,
             valid=valid,
         )
-    statuses = {
-        str(s.get("name")): s for s in dict_items(section(pod, "status"), "containerStatuses")
-    }
     for name in names:
-        status = statuses.get(name)
-        if status is None:
+        container_id = pod.container_id(name)
+        if container_id is None:
             raise ContainerNotStarted(f"not found {name} containerStatus in Pod Status")
-        if not status.get("containerID"):
+        if not container_id:
             raise ContainerNotStarted(
                 f"no containerID in {name} containerStatus, "
                 "maybe the container has not been initialized"
@@ -111,9 +99,9 @@ def resolve_containers(pod: KubeObject, requested: Sequence[str] | None) -> list
     return names
 
 
-def check_no_active_restart(pod: KubeObject, restarts: Iterable[Restart]) -> None:
+def check_no_active_restart(pod: Pod, restarts: Iterable[Restart]) -> None:
     """kruise recreates one CRR per pod at a time; a second one queues and can hang."""
-    uid = metadata(pod).get("uid")
+    uid = pod.uid
     for restart in restarts:
         if restart.finished or (restart.podUID and uid and restart.podUID != uid):
             continue
@@ -124,47 +112,33 @@ def check_no_active_restart(pod: KubeObject, restarts: Iterable[Restart]) -> Non
         )
 
 
-def readiness_warnings(pod: KubeObject) -> list[str]:
-    gates = dict_items(section(pod, "spec"), "readinessGates")
-    if any(g.get("conditionType") == KRUISE_POD_READY for g in gates):
+def readiness_warnings(pod: Pod) -> list[str]:
+    if KRUISE_POD_READY in pod.spec.readiness_gates:
         return []
     return [NO_READINESS_GATE_WARNING]
 
 
-def restart_policy_warnings(pod: KubeObject) -> list[str]:
-    if section(pod, "spec").get("restartPolicy") == "OnFailure":
+def restart_policy_warnings(pod: Pod) -> list[str]:
+    if pod.spec.restart_policy == "OnFailure":
         return [RESTART_POLICY_ON_FAILURE_WARNING]
     return []
 
 
-def _seconds(value: object, default: int = 0) -> int:
-    return (
-        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
-    )
-
-
-def _probe_delay(container: KubeObject, probe: str) -> int:
-    return _seconds(section(container, probe).get("initialDelaySeconds"))
-
-
 def deadline_warnings(
-    pod: KubeObject, request: RestartStrategyFields, containers: Sequence[str]
+    pod: Pod, request: RestartStrategyFields, containers: Sequence[str]
 ) -> list[str]:
     """A deadline that a real node may need longer than: kruise kills the containers one after
     another, each within its grace period (preStop hook included), and counts a new one done
     only once it is Ready, which its startup and readiness probes' initial delays hold back.
     Stopping may take the whole grace period; a restart not finished by its deadline fails."""
-    spec = section(pod, "spec")
     grace = request.terminationGracePeriodSeconds
     if grace is None:
-        grace = _seconds(
-            spec.get("terminationGracePeriodSeconds"), DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
-        )
+        grace = pod.spec.termination_grace_period
+    if grace is None:
+        grace = DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
     wanted = set(containers)
     starts = [
-        max(_probe_delay(c, "startupProbe"), _probe_delay(c, "readinessProbe"))
-        for c in dict_items(spec, "containers")
-        if c.get("name") in wanted
+        max(c.startup_delay, c.readiness_delay) for c in pod.spec.containers if c.name in wanted
     ] or [0]
     stopping = grace * len(containers)
     starting = (sum(starts) if request.orderedRecreate else max(starts)) + (
@@ -184,7 +158,7 @@ def deadline_warnings(
 
 
 def create_warnings(
-    pod: KubeObject, request: RestartStrategyFields, containers: Sequence[str]
+    pod: Pod, request: RestartStrategyFields, containers: Sequence[str]
 ) -> list[str]:
     """Every warning a restart of ``containers`` of ``pod`` is created with."""
     return [

@@ -11,7 +11,7 @@ from typing import Any
 
 from service.core.errors import RequestInvalid
 from service.core.objects import KubeObject
-from service.core.pods import ordinal, pod_containers, pod_labels, pod_name, pod_ready
+from service.core.pods import Pod, ordinal
 
 # ------------------------------------------------------------------ workload kinds
 
@@ -155,17 +155,17 @@ class DisruptionBudget:
     min_available: int | str | None = None
     max_unavailable: int | str | None = None
 
-    def selects(self, pod: KubeObject) -> bool:
-        return selector_matches(self.selector, pod_labels(pod))
+    def selects(self, pod: Pod) -> bool:
+        return selector_matches(self.selector, pod.labels)
 
-    def allowance(self, pods: Iterable[KubeObject], unavailable: set[str]) -> int:
+    def allowance(self, pods: Iterable[Pod], unavailable: set[str]) -> int:
         """How many more of its pods may become unavailable now, computed as the disruption
         controller would from current readiness (no controller does it here, and CRRs are
         not evictions). ``unavailable`` names pods to count as unavailable whatever their
         condition says (restarts already started)."""
         mine = [p for p in pods if self.selects(p)]
         expected = len(mine)
-        healthy = sum(1 for p in mine if pod_ready(p) and pod_name(p) not in unavailable)
+        healthy = sum(1 for p in mine if p.ready and p.name not in unavailable)
         if self.max_unavailable is not None:
             desired = expected - _scaled(self.max_unavailable, expected)
         elif self.min_available is not None:
@@ -194,18 +194,18 @@ def disruption_budget(kind: str, obj: KubeObject) -> DisruptionBudget | None:
 # ------------------------------------------------------------------ the plan
 
 
-def order_plan(pods: Sequence[KubeObject], *, by_ordinal: bool) -> list[KubeObject]:
+def order_plan(pods: Sequence[Pod], *, by_ordinal: bool) -> list[Pod]:
     """The restart order: pods already unavailable first (restarting them costs no
     availability), then StatefulSet-like pods from the highest ordinal down, others by name."""
 
-    def key(pod: KubeObject) -> tuple[int, int, str]:
-        name = pod_name(pod)
-        return (1 if pod_ready(pod) else 0, -ordinal(name) if by_ordinal else 0, name)
+    def key(pod: Pod) -> tuple[int, int, str]:
+        name = pod.name
+        return (1 if pod.ready else 0, -ordinal(name) if by_ordinal else 0, name)
 
     return sorted(pods, key=key)
 
 
-def check_containers(pods: Sequence[KubeObject], containers: Sequence[str] | None) -> None:
+def check_containers(pods: Sequence[Pod], containers: Sequence[str] | None) -> None:
     """Every named container must exist in every selected pod; 422 naming the pods without."""
     if containers is None:
         return
@@ -216,10 +216,10 @@ def check_containers(pods: Sequence[KubeObject], containers: Sequence[str] | Non
         raise RequestInvalid(f"containers names {', '.join(duplicates)} more than once")
     missing: dict[str, list[str]] = {}
     for pod in pods:
-        names = set(pod_containers(pod))
+        names = set(pod.container_names)
         absent = [c for c in containers if c not in names]
         if absent:
-            missing[pod_name(pod)] = absent
+            missing[pod.name] = absent
     if missing:
         listed = "; ".join(f"{pod}: {', '.join(c)}" for pod, c in sorted(missing.items()))
         raise RequestInvalid(

@@ -35,7 +35,7 @@ from service.core.errors import (
 )
 from service.core.naming import request_hash
 from service.core.objects import KubeObject
-from service.core.pods import container_ids, format_time, parse_time, pod_containers
+from service.core.pods import Pod, format_time, parse_time
 from service.core.rollout_object import restart_request_for
 from service.core.rollouts import ROLLOUT_LABEL, Step, decide, is_finished, overlapping
 from service.core.rules import classify_rejection, create_warnings, rejection_detail
@@ -222,14 +222,13 @@ class RolloutController:
             log.info("rollout %s/%s finished: %s", meta["namespace"], meta["name"], phase)
         return written
 
-    def _busy(self, namespace: str, rollout: str, members: list[KubeObject]) -> dict[str, str]:
+    def _busy(self, namespace: str, rollout: str, members: list[Pod]) -> dict[str, str]:
         """Member pods with an active restart this rollout did not make."""
         busy: dict[str, str] = {}
         for pod in members:
-            pod_name = str((pod.get("metadata") or {}).get("name", ""))
-            for entry in self._restarts.for_pod(namespace, pod_name):
+            for entry in self._restarts.for_pod(namespace, pod.name):
                 if entry.deleted_at is None and not entry.finished and entry.rollout != rollout:
-                    busy[pod_name] = entry.name
+                    busy[pod.name] = entry.name
         return busy
 
     # ---------------------------------------------------------------- restarts
@@ -245,9 +244,9 @@ class RolloutController:
         meta = obj.get("metadata") or {}
         namespace, rollout = str(meta["namespace"]), str(meta["name"])
         entry = next(e for e in obj["status"]["pods"] if e["name"] == pod_name)
-        pod = self._pods.get(namespace, pod_name) or {}
+        pod = self._pods.get(namespace, pod_name)
         request = restart_request_for(obj, pod_name)
-        containers = request.containers or pod_containers(pod)
+        containers = request.containers or (pod.container_names if pod is not None else [])
         body = build_crr(
             namespace=namespace,
             name=entry["restart"],
@@ -255,7 +254,7 @@ class RolloutController:
             request=request,
             containers=containers,
             requested_by=str((meta.get("annotations") or {}).get(REQUESTED_BY_ANNOTATION, "")),
-            warnings=create_warnings(pod, request, containers) if pod else [],
+            warnings=create_warnings(pod, request, containers) if pod is not None else [],
             body_hash=request_hash(request),
             idempotency=None,
             extra_labels={ROLLOUT_LABEL: rollout},
@@ -301,7 +300,7 @@ class RolloutController:
                     continue
                 pod = self._pods.get(namespace, pod_name)
                 before = entry.get("containerIDs") or {}
-                after = container_ids(pod, before) if pod is not None else {}
+                after = pod.container_ids(before) if pod is not None else {}
                 if before and after and all(after.get(c) != cid for c, cid in before.items()):
                     ends[pod_name] = (
                         "Succeeded",

@@ -32,8 +32,8 @@ from service.core.errors import (
 from service.core.events import ROLLOUT_EVENT_REASONS, object_event, rollout_message
 from service.core.identity import Caller
 from service.core.naming import generate_name, idempotency_label
-from service.core.objects import KubeObject
-from service.core.pods import container_ids, controller_uid, pod_name, pod_uid
+from service.core.objects import KubeObject, controller_uid
+from service.core.pods import Pod
 from service.core.rollout_object import (
     build_rollout,
     rollout_from_object,
@@ -73,7 +73,7 @@ class RolloutOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Selection:
-    pods: list[KubeObject]  # every selected pod
+    pods: list[Pod]  # every selected pod
     pod_selector: KubeObject  # what decides membership while the rollout runs
     target: dict[str, str] | None  # the workload reference, with its uid
     involved: list[KubeObject]  # where the audit Events go
@@ -128,13 +128,13 @@ class RolloutOperations:
         check_containers(selection.pods, request.containers)
         plan, left_out = _restartable(selection.pods, request.containers)
         if not plan:
-            reasons = "; ".join(f"{pod_name(p)}: {why}" for p, why in left_out[:5])
+            reasons = "; ".join(f"{p.name}: {why}" for p, why in left_out[:5])
             raise NoPodsSelected(
                 f"none of the {len(selection.pods)} selected pods can be restarted now ({reasons})"
             )
         resolved = resolve_max_unavailable(request.maxUnavailable, len(selection.pods))
         active = [e.object for e in self._rollouts.active() if e.rollout.namespace == namespace]
-        other = overlapping((pod_uid(p) for p in plan), active)
+        other = overlapping((p.uid for p in plan), active)
         if other is not None:
             raise RolloutOverlaps(
                 f"rollout {other} is still active on some of these pods; wait for it to "
@@ -206,8 +206,8 @@ class RolloutOperations:
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "namespace": namespace,
-                    "name": pod_name(p),
-                    "uid": pod_uid(p),
+                    "name": p.name,
+                    "uid": p.uid,
                 }
                 for p in pods
             ]
@@ -225,7 +225,7 @@ class RolloutOperations:
         owners = {str((workload.get("metadata") or {}).get("uid", ""))}
         if kind.owns_through_replicasets:
             owners = await self._replicasets_of(namespace, owners)
-        pods = [p for p in self._pods.matching(namespace, selector) if controller_uid(p) in owners]
+        pods = [p for p in self._pods.matching(namespace, selector) if p.controller_uid in owners]
         if not pods:
             raise NoPodsSelected(
                 f"{kind.kind} {request.target.name} has no pods in namespace {namespace}"
@@ -353,22 +353,20 @@ def _check_request(request: RolloutRequest, max_active_deadline_seconds: int) ->
 
 
 def _restartable(
-    pods: list[KubeObject], containers: list[str] | None
-) -> tuple[list[KubeObject], list[tuple[KubeObject, str]]]:
+    pods: list[Pod], containers: list[str] | None
+) -> tuple[list[Pod], list[tuple[Pod, str]]]:
     """The selected pods kruise would restart now, and the others with the reason (they are
     listed as Skipped): not running, not on a node, or a container not started yet."""
-    plan: list[KubeObject] = []
-    left_out: list[tuple[KubeObject, str]] = []
+    plan: list[Pod] = []
+    left_out: list[tuple[Pod, str]] = []
     for pod in pods:
         try:
             check_pod_restartable(pod)
         except PodNotRestartable as e:
             left_out.append((pod, e.detail))
             continue
-        wanted = containers or [
-            str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []
-        ]
-        started = container_ids(pod, wanted)
+        wanted = containers or pod.container_names
+        started = pod.container_ids(wanted)
         missing = [c for c in wanted if c not in started]
         if missing:
             left_out.append((pod, f"container {', '.join(missing)} has not started yet"))

@@ -78,14 +78,14 @@ def test_the_pod_cache_fills_and_follows_pods(
         cache = caches.pods
         cached = cache.get(namespace, "web-0")
         assert cached is not None
-        assert cached["spec"]["containers"] == [{"name": "app"}, {"name": "sidecar"}]
-        assert cached["spec"]["readinessGates"] == [{"conditionType": "KruisePodReady"}]
-        assert "managedFields" not in cached["metadata"] and cached["metadata"]["uid"]
+        assert cached.container_names == ["app", "sidecar"]
+        assert cached.spec.readiness_gates == ("KruisePodReady",)
+        assert cached.uid and cached.labels == {"app": "web"}
 
         await call(admin, "POST", pods, pod("web-1", {"app": "web"}))
         await call(admin, "POST", pods, pod("db-0", {"app": "db"}))
         await until(lambda: len(cache.in_namespace(namespace)) == 3, TIMEOUT)
-        names = [p["metadata"]["name"] for p in cache.matching(namespace, WEB)]
+        names = [p.name for p in cache.matching(namespace, WEB)]
         assert names == ["web-0", "web-1"]
 
         patch = {"metadata": {"labels": {"app": "web"}}}
@@ -96,7 +96,7 @@ def test_the_pod_cache_fills_and_follows_pods(
 
         await call(admin, "DELETE", f"{pods}/web-1", gracePeriodSeconds="0")
         await until(lambda: cache.get(namespace, "web-1") is None, TIMEOUT)
-        assert [p["metadata"]["name"] for p in cache.in_namespace(namespace)] == ["db-0", "web-0"]
+        assert [p.name for p in cache.in_namespace(namespace)] == ["db-0", "web-0"]
 
     run_caches(control_plane, namespace, body)
 

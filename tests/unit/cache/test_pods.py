@@ -1,17 +1,19 @@
-"""The pod cache over a fake of our own ``KubeAPI`` port: trimmed pods the rules read as they
-read fetched ones, list then watch, deletions, stale events, relists that replace the scope,
+"""The pod cache over a fake of our own ``KubeAPI`` port: the records the rules read, their
+shared parts, list then watch, deletions, stale events, relists that replace the scope,
 label selectors, subscribers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from service.cache.pods import PodCache, trim_pod
+from service.cache.pods import PodCache, Shared
 from service.core.errors import KubeUnavailable, PodNotRestartable
+from service.core.pods import Container, Owner, Pod, PodConditions, PodSpec
 from service.core.rules import (
     check_pod_restartable,
     readiness_warnings,
@@ -32,61 +34,79 @@ def run(
     run_started(lambda s, m, c: PodCache(kube, s, m, clock=c), body, **settings)
 
 
-def test_a_trimmed_pod_keeps_what_the_rules_read_in_the_same_shape() -> None:
+def test_a_pod_record_keeps_what_the_rules_read() -> None:
     full = pod_object("web-0", 5, containers=("app", "sidecar"))
-    pod = trim_pod(full)
-    assert pod["metadata"] == {
-        "name": "web-0",
-        "namespace": "ns",
-        "uid": "uid-web-0",
-        "resourceVersion": "5",
-        "labels": {"app": "web"},
-        "creationTimestamp": "2026-11-27T10:00:00Z",
-        "ownerReferences": [
-            {
-                "apiVersion": "apps.kruise.io/v1alpha1",
-                "kind": "CloneSet",
-                "name": "web",
-                "uid": "cs-uid",
-                "controller": True,
-            }
-        ],
+    full["spec"]["terminationGracePeriodSeconds"] = 45
+    full["spec"]["containers"][1]["startupProbe"] = {"initialDelaySeconds": 7, "periodSeconds": 1}
+    full["spec"]["containers"][1]["readinessProbe"] = {"initialDelaySeconds": 3}
+    pod = Pod.from_object(full)
+    assert pod == Pod(
+        name="web-0",
+        namespace="ns",
+        uid="uid-web-0",
+        resource_version="5",
+        labels={"app": "web"},
+        controller=Owner(kind="CloneSet", uid="cs-uid"),
+        deleting=False,
+        spec=PodSpec(
+            node_name="node-1",
+            restart_policy="Always",
+            readiness_gates=("KruisePodReady",),
+            termination_grace_period=45,
+            containers=(Container("app"), Container("sidecar", 7, 3)),
+        ),
+        phase="Running",
+        conditions=PodConditions(ready=True, ready_since="2026-11-27T10:00:01Z"),
+        status_names=("app", "sidecar"),
+        status_ids=("containerd://web-0-app", "containerd://web-0-sidecar"),
+    )
+    assert pod.ready and pod.ready_since() == datetime(2026, 11, 27, 10, 0, 1, tzinfo=UTC)
+    assert pod.container_names == ["app", "sidecar"]
+    assert pod.container_ids() == {
+        "app": "containerd://web-0-app",
+        "sidecar": "containerd://web-0-sidecar",
     }
-    assert pod["spec"] == {
-        "nodeName": "node-1",
-        "restartPolicy": "Always",
-        "readinessGates": [{"conditionType": "KruisePodReady"}],
-        "containers": [{"name": "app"}, {"name": "sidecar"}],
-    }
-    assert pod["status"]["conditions"] == [
-        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-27T10:00:01Z"}
-    ]
-    assert pod["status"]["containerStatuses"][1] == {
-        "name": "sidecar",
-        "containerID": "containerd://web-0-sidecar",
-        "ready": True,
-        "restartCount": 0,
-        "started": True,
-    }
-    # the rules answer for the trimmed pod exactly what they answer for the full one
-    for each in (full, pod):
-        check_pod_restartable(each)
-        assert resolve_containers(each, None) == ["app", "sidecar"]
-        assert readiness_warnings(each) == []
+    assert pod.container_ids(["sidecar"]) == {"sidecar": "containerd://web-0-sidecar"}
+    assert pod.controller_uid == "cs-uid"
+    check_pod_restartable(pod)
+    assert resolve_containers(pod, None) == ["app", "sidecar"]
+    assert readiness_warnings(pod) == []
     pending = pod_object("web-1", 5, node="")
     with pytest.raises(PodNotRestartable):
-        check_pod_restartable(trim_pod(pending))
+        check_pod_restartable(Pod.from_object(pending))
 
 
-def test_a_pod_without_optional_sections_trims_to_the_sections_only() -> None:
-    pod = trim_pod({"metadata": {"name": "bare", "namespace": "ns"}})
-    assert pod == {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "bare", "namespace": "ns"},
-        "spec": {"containers": []},
-        "status": {},
-    }
+def test_a_pod_without_optional_sections_reads_as_empty() -> None:
+    pod = Pod.from_object({"metadata": {"name": "bare", "namespace": "ns"}})
+    assert pod == Pod(
+        name="bare",
+        namespace="ns",
+        uid="",
+        resource_version="",
+        labels={},
+        controller=None,
+        deleting=False,
+        spec=PodSpec(),
+        phase="",
+        conditions=PodConditions(),
+        status_names=(),
+        status_ids=(),
+    )
+    assert not pod.ready and pod.ready_since() is None and pod.container_ids() == {}
+    assert pod.container_id("app") is None
+
+
+def test_the_parts_pods_repeat_are_one_copy() -> None:
+    shared = Shared()
+    a, b = (
+        Pod.from_object(pod_object(name, 5, containers=("app", "sidecar")), shared)
+        for name in ("web-0", "web-1")
+    )
+    assert a.spec is b.spec and a.labels is b.labels and a.controller is b.controller
+    assert a.conditions is b.conditions and a.status_names is b.status_names
+    assert a.status_ids != b.status_ids
+    unready = Pod.from_object(pod_object("web-2", 5, ready=False), shared)
+    assert unready.conditions is not a.conditions and not unready.ready
 
 
 def test_list_then_watch_adds_changes_and_deletes_pods() -> None:
@@ -97,10 +117,10 @@ def test_list_then_watch_adds_changes_and_deletes_pods() -> None:
         assert not cache.synced("ns")
         await until(lambda: cache.ready)
         assert cache.synced("ns") and not cache.synced("other")
-        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-0", "web-1"]
+        assert [p.name for p in cache.in_namespace("ns")] == ["web-0", "web-1"]
         assert kube.object_watch_versions[PODS] == ["100"]  # watched from the list's version
         got = cache.get("ns", "web-0")
-        assert got is not None and "managedFields" not in got["metadata"]
+        assert got is not None and got.name == "web-0" and got.labels == {"app": "web"}
 
         events = kube.object_events[PODS]
         events.put(watch_event("ADDED", pod_object("web-2", 12)))
@@ -108,10 +128,10 @@ def test_list_then_watch_adds_changes_and_deletes_pods() -> None:
         events.put(watch_event("MODIFIED", pod_object("web-0", 9)))  # stale: ignored
         events.put(watch_event("DELETED", pod_object("web-1", 14)))
         await until(lambda: cache.get("ns", "web-1") is None)
-        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-0", "web-2"]
+        assert [p.name for p in cache.in_namespace("ns")] == ["web-0", "web-2"]
         web0 = cache.get("ns", "web-0")
-        assert web0 is not None and web0["metadata"]["resourceVersion"] == "13"
-        assert web0["status"]["conditions"][0]["status"] == "False"
+        assert web0 is not None and web0.resource_version == "13"
+        assert not web0.ready
         assert cache.get("other", "web-0") is None
         sample = metrics.registry.get_sample_value
         assert sample("crr_gateway_watch_cache_objects", {"cache": "pods", "state": "live"}) == 2
@@ -133,7 +153,7 @@ def test_a_stale_deletion_keeps_the_newer_pod() -> None:
         kube.object_events[PODS].put(watch_event("ADDED", pod_object("web-9", 21)))
         await until(lambda: cache.get("ns", "web-9") is not None)
         kept = cache.get("ns", "web-0")
-        assert kept is not None and kept["metadata"]["uid"] == "new"
+        assert kept is not None and kept.uid == "new"
 
     run(kube, body)
 
@@ -155,7 +175,7 @@ def test_a_relist_replaces_the_scope_and_subscribers_hear_each_namespace_once() 
             watch_event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})
         )
         await until(lambda: cache.get("ns", "web-5") is not None)
-        assert [p["metadata"]["name"] for p in cache.in_namespace("ns")] == ["web-1", "web-5"]
+        assert [p.name for p in cache.in_namespace("ns")] == ["web-1", "web-5"]
         assert heard == ["ns", "ns", "ns"]
         labels = {"cache": "pods", "scope": "ns", "reason": "expired"}
         assert metrics.registry.get_sample_value("crr_gateway_watch_cache_relists_total", labels)
@@ -176,7 +196,7 @@ def test_matching_follows_label_selector_semantics() -> None:
         await until(lambda: cache.ready)
 
         def names(selector: dict[str, object]) -> list[str]:
-            return [p["metadata"]["name"] for p in cache.matching("ns", selector)]
+            return [p.name for p in cache.matching("ns", selector)]
 
         assert names({"matchLabels": {"app": "web"}}) == ["web-0", "web-1"]
         assert names({}) == ["db-0", "web-0", "web-1"]

@@ -1,5 +1,6 @@
 """The pure rules of a rollout (service/core/selection.py and rollouts.py): selection, budget,
-order, disruption budgets and one controller step, on plain dicts."""
+order, disruption budgets and one controller step, on pod records built from the apiserver's
+objects as the service builds them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from service.core import rollouts as rules
 from service.core import selection
 from service.core.errors import RequestInvalid
-from service.core.pods import pod_name, pod_uid
+from service.core.pods import Pod
 from service.core.reading import restart_from_crr
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -31,9 +32,10 @@ def pod(
     ids: dict[str, str] | None = None,
     ready_since: datetime = EARLIER,
     uid: str | None = None,
-) -> Obj:
+    owner: tuple[str, str] | None = None,
+) -> Pod:
     ids = ids if ids is not None else {"app": f"containerd://{name}-1"}
-    return {
+    obj: Obj = {
         "metadata": {"name": name, "uid": uid or f"uid-{name}", "labels": labels or {"app": "x"}},
         "spec": {"containers": [{"name": c} for c in ids], "nodeName": "n1"},
         "status": {
@@ -50,9 +52,15 @@ def pod(
             ],
         },
     }
+    if owner is not None:
+        kind, owner_uid = owner
+        obj["metadata"]["ownerReferences"] = [
+            {"kind": kind, "name": "owner", "uid": owner_uid, "controller": True}
+        ]
+    return Pod.from_object(obj)
 
 
-def rollout(pods: list[Obj], *, max_unavailable: int = 1, **spec: Any) -> Obj:
+def rollout(pods: list[Pod], *, max_unavailable: int = 1, **spec: Any) -> Obj:
     return {
         "metadata": {"name": "roll", "namespace": "ns", "generation": 1},
         "spec": {
@@ -61,7 +69,7 @@ def rollout(pods: list[Obj], *, max_unavailable: int = 1, **spec: Any) -> Obj:
             "maxUnavailable": max_unavailable,
             "resolvedMaxUnavailable": max_unavailable,
             "pauseOnFailure": True,
-            "pods": [{"name": pod_name(p), "uid": pod_uid(p)} for p in pods],
+            "pods": [{"name": p.name, "uid": p.uid} for p in pods],
             **spec,
         },
     }
@@ -92,7 +100,7 @@ def crr(name: str, pod_name: str, *, phase: str = "", done: bool = False, ok: bo
     )
 
 
-def step(obj: Obj, members: list[Obj], restarts: dict[str, Any] | None = None, **kw: Any) -> Any:
+def step(obj: Obj, members: list[Pod], restarts: dict[str, Any] | None = None, **kw: Any) -> Any:
     return rules.decide(obj, members, restarts or {}, kw.get("budgets", []), members, NOW)
 
 
@@ -170,8 +178,8 @@ def test_containers_missing_from_some_pods_name_those_pods() -> None:
 
 def test_order_puts_unready_first_then_ordinals_down_or_names() -> None:
     pods = [pod("web-1"), pod("web-10"), pod("web-2", ready=False), pod("web-0")]
-    by_ordinal = [pod_name(p) for p in selection.order_plan(pods, by_ordinal=True)]
-    by_name = [pod_name(p) for p in selection.order_plan(pods, by_ordinal=False)]
+    by_ordinal = [p.name for p in selection.order_plan(pods, by_ordinal=True)]
+    by_name = [p.name for p in selection.order_plan(pods, by_ordinal=False)]
     assert by_ordinal == ["web-2", "web-10", "web-1", "web-0"]
     assert by_name == ["web-2", "web-0", "web-1", "web-10"]
 
@@ -354,17 +362,10 @@ def test_deleted_and_replaced_pods_are_gone_and_newcomers_skipped() -> None:
     assert result.start == ["c"]
 
 
-def owned(obj: Obj, kind: str, uid: str) -> Obj:
-    obj["metadata"]["ownerReferences"] = [
-        {"kind": kind, "name": "owner", "uid": uid, "controller": True}
-    ]
-    return obj
-
-
 def test_a_workload_rollout_lists_and_counts_only_the_pods_the_workload_owns() -> None:
     """A target's selector can match pods the workload does not own (a debug copy, another
     owner's): never listed, never counted against the budget, whenever they were made."""
-    planned = [owned(pod("a"), "CloneSet", "cs-uid"), owned(pod("b"), "CloneSet", "cs-uid")]
+    planned = [pod("a", owner=("CloneSet", "cs-uid")), pod("b", owner=("CloneSet", "cs-uid"))]
     obj = rollout(planned)
     obj["spec"]["target"] = {
         "apiVersion": "apps.kruise.io/v1alpha1",
@@ -373,8 +374,8 @@ def test_a_workload_rollout_lists_and_counts_only_the_pods_the_workload_owns() -
         "uid": "cs-uid",
     }
     stray = pod("debug", ready=False)  # unready, and no owner at all
-    foreign = owned(pod("other", ready=False), "ReplicaSet", "rs-uid")
-    newcomer = owned(pod("c"), "CloneSet", "cs-uid")
+    foreign = pod("other", ready=False, owner=("ReplicaSet", "rs-uid"))
+    newcomer = pod("c", owner=("CloneSet", "cs-uid"))
     result = step(obj, [*planned, stray, foreign, newcomer])
     states = {p["name"]: p["state"] for p in result.status["pods"]}
     assert states == {"a": "Restarting", "b": "Waiting", "c": "Skipped"}
@@ -382,7 +383,7 @@ def test_a_workload_rollout_lists_and_counts_only_the_pods_the_workload_owns() -
 
 
 def test_a_deployment_rollout_owns_pods_through_replicasets() -> None:
-    planned = [owned(pod("a"), "ReplicaSet", "rs-1")]
+    planned = [pod("a", owner=("ReplicaSet", "rs-1"))]
     obj = rollout(planned)
     obj["spec"]["target"] = {
         "apiVersion": "apps/v1",
@@ -390,7 +391,7 @@ def test_a_deployment_rollout_owns_pods_through_replicasets() -> None:
         "name": "web",
         "uid": "deploy-uid",
     }
-    rolled = owned(pod("b"), "ReplicaSet", "rs-2")  # a new ReplicaSet of the same Deployment
+    rolled = pod("b", owner=("ReplicaSet", "rs-2"))  # a new ReplicaSet of the same Deployment
     result = step(obj, [*planned, rolled, pod("bare")])
     assert {p["name"]: p["state"] for p in result.status["pods"]} == {
         "a": "Restarting",

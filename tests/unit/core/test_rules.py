@@ -1,4 +1,5 @@
-"""The rules a create must pass, against a pod; and kruise's webhook denials read as our own
+"""The rules a create must pass, against a pod's record (built from the apiserver's object as
+the service builds it); and kruise's webhook denials read as our own
 answers."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from service.core.errors import (
     RestartPolicyNever,
     UnknownContainers,
 )
+from service.core.pods import Pod
 from service.core.reading import restart_from_crr
 from service.core.rules import (
     NO_READINESS_GATE_WARNING,
@@ -34,7 +36,11 @@ from service.core.rules import (
 )
 from service.core.schemas import RestartRequest
 from tests.support.crrs import crr
-from tests.support.pods import pod
+from tests.support.pods import pod as pod_object
+
+
+def pod(**options: Any) -> Pod:
+    return Pod.from_object(pod_object(**options))
 
 
 def test_deadline_maximum_is_configurable() -> None:
@@ -81,10 +87,10 @@ def test_containers_without_an_id() -> None:
     assert error.value.detail == (
         "no containerID in app containerStatus, maybe the container has not been initialized"
     )
-    no_status = pod()
+    no_status = pod_object()
     no_status["status"]["containerStatuses"] = []
     with pytest.raises(ContainerNotStarted, match="not found app containerStatus in Pod Status"):
-        resolve_containers(no_status, ["app"])
+        resolve_containers(Pod.from_object(no_status), ["app"])
 
 
 @pytest.mark.parametrize(
@@ -131,13 +137,13 @@ def test_on_failure_warns_that_a_clean_exit_is_not_started_again() -> None:
     ]
 
 
-def _probed(grace: int, delays: dict[str, int]) -> dict[str, Any]:
-    slow = pod(gates=True)
+def _probed(grace: int, delays: dict[str, int]) -> Pod:
+    slow = pod_object(gates=True)
     slow["spec"]["terminationGracePeriodSeconds"] = grace
     for container in slow["spec"]["containers"]:
         delay = delays.get(container["name"], 0)
         container["readinessProbe"] = {"initialDelaySeconds": delay, "periodSeconds": 5}
-    return slow
+    return Pod.from_object(slow)
 
 
 def test_the_default_deadline_fits_a_pod_with_real_grace_periods_and_probes() -> None:
@@ -173,17 +179,17 @@ def test_ordered_restarts_wait_for_each_container_to_be_ready() -> None:
 
 
 def test_a_pod_without_a_grace_period_counts_the_kubernetes_default() -> None:
-    bare = pod()
+    bare = pod_object()
     del bare["spec"]["terminationGracePeriodSeconds"]
     request = RestartRequest(pod="web-0", activeDeadlineSeconds=30)
-    (warning,) = deadline_warnings(bare, request, ["app"])
+    (warning,) = deadline_warnings(Pod.from_object(bare), request, ["app"])
     assert "terminationGracePeriodSeconds 30" in warning
 
 
 def test_a_pod_terminated_by_the_sidecar_terminator_is_allowed() -> None:
-    terminated = pod(phase="Succeeded")
+    terminated = pod_object(phase="Succeeded")
     terminated["status"]["conditions"] = [{"type": "SidecarTerminated", "status": "True"}]
-    check_pod_restartable(terminated)
+    check_pod_restartable(Pod.from_object(terminated))
     check_pod_restartable(pod(phase="Pending"))
 
 
