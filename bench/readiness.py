@@ -1,16 +1,14 @@
-"""An independent witness of availability: a watch of the pods a label selector matches, in a
-thread of the bench, through its own admin client. Nothing of the service is used, so what it
-sees is what a Service's endpoints would see: how many pods were not Ready at the same time.
+"""An independent witness of availability: a watch of the pods a label selector matches
+(``bench/watching.py``). Nothing of the service is used, so what it sees is what a Service's
+endpoints would see: how many pods were not Ready at the same time, and when each pod left
+Ready and came back.
 
-The watch starts from the resourceVersion of a list and resumes from the last event it saw, so
-it sees every change in the apiserver's order (a list again only when the version expired).
 Measurements happen in windows: :meth:`ReadinessWatch.begin` starts one from the pods' current
 state; the window's peak is the most pods not Ready at once until the next ``begin``.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -18,15 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import watch
-from kubernetes.client.rest import ApiException
 
+from bench.watching import ApiWatch, ListCall, Obj
 from harness.controlplane import ControlPlane
 
-Pod = dict[str, Any]
 
-
-def pod_is_ready(pod: Pod) -> bool:
+def pod_is_ready(pod: Obj) -> bool:
     """The pod's Ready condition is True and it is not being deleted (an endpoint's view)."""
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return False
@@ -36,120 +31,78 @@ def pod_is_ready(pod: Pod) -> bool:
 
 @dataclass
 class Window:
-    """What the watch saw since :meth:`ReadinessWatch.begin`."""
+    """What the watch saw since :meth:`ReadinessWatch.begin` (times: ``time.monotonic``)."""
 
     peak: int  # most pods not Ready at once
     went_unready: Counter[str] = field(default_factory=Counter)  # pod -> Ready-to-not moves
+    unready_at: dict[str, float] = field(default_factory=dict)  # pod -> first left Ready
+    ready_again_at: dict[str, float] = field(default_factory=dict)  # pod -> first back
 
 
-class ReadinessWatch:
+class ReadinessWatch(ApiWatch):
+    name = "readiness-watch"
+
     def __init__(self, plane: ControlPlane, namespace: str, selector: str) -> None:
-        self._plane = plane
-        self._namespace = namespace
-        self._selector = selector
+        super().__init__(plane, namespace, selector)
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._synced = threading.Event()
-        self._failure: BaseException | None = None
         self._window = Window(peak=0)
-        self._thread = threading.Thread(target=self._loop, name="readiness-watch", daemon=True)
 
     # -- use
 
     def start(self) -> ReadinessWatch:
-        self._thread.start()
-        if not self._synced.wait(60):
-            raise TimeoutError("the readiness watch did not list the pods in 60 s")
-        self._raise_failure()
+        self.start_watch()
         return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(10)
 
     def begin(self) -> None:
         """A new window, from the pods' state now."""
-        self._raise_failure()
+        self.check()
         with self._lock:
             self._window = Window(peak=self._unready_locked())
 
     def window(self) -> Window:
-        self._raise_failure()
+        self.check()
         with self._lock:
-            return Window(self._window.peak, Counter(self._window.went_unready))
+            w = self._window
+            return Window(
+                w.peak, Counter(w.went_unready), dict(w.unready_at), dict(w.ready_again_at)
+            )
 
     def counts(self) -> tuple[int, int]:
         """(pods, pods not Ready) now."""
-        self._raise_failure()
+        self.check()
         with self._lock:
             return len(self._ready), self._unready_locked()
 
     # -- the watch
 
-    def _unready_locked(self) -> int:
-        return sum(1 for ready in self._ready.values() if not ready)
+    def list_call(self, api: k8s.ApiClient) -> tuple[ListCall, tuple[Any, ...]]:
+        return k8s.CoreV1Api(api).list_namespaced_pod, (self._namespace,)
 
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise RuntimeError(f"the readiness watch failed: {self._failure!r}")
+    def relisted(self, items: list[Obj]) -> None:
+        with self._lock:
+            self._ready = {p["metadata"]["name"]: pod_is_ready(p) for p in items}
+            self._window.peak = max(self._window.peak, self._unready_locked())
 
-    def _apply(self, kind: str, pod: Pod) -> None:
-        name = pod["metadata"]["name"]
+    def apply(self, kind: str, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        now = time.monotonic()
         with self._lock:
             if kind == "DELETED":
                 self._ready.pop(name, None)
                 return
-            ready = pod_is_ready(pod)
-            if self._ready.get(name) and not ready:
+            ready = pod_is_ready(obj)
+            was = self._ready.get(name)
+            if was and not ready:
                 self._window.went_unready[name] += 1
+                self._window.unready_at.setdefault(name, now)
+            elif was is False and ready and name in self._window.unready_at:
+                self._window.ready_again_at.setdefault(name, now)
             self._ready[name] = ready
             self._window.peak = max(self._window.peak, self._unready_locked())
 
-    def _loop(self) -> None:
-        try:
-            with self._plane.api_client() as api:
-                core = k8s.CoreV1Api(api)
-                version = self._relist(core)
-                self._synced.set()
-                while not self._stopping.is_set():
-                    try:
-                        version = self._follow(core, version)
-                    except ApiException as e:
-                        if e.status != 410:
-                            raise
-                        version = self._relist(core)
-        except BaseException as e:  # raised to the bench at its next call
-            self._failure = e
-            self._synced.set()
-
-    def _relist(self, core: k8s.CoreV1Api) -> str:
-        response = core.list_namespaced_pod(
-            self._namespace, label_selector=self._selector, _preload_content=False
-        )
-        listed = json.loads(response.data)
-        with self._lock:
-            self._ready = {p["metadata"]["name"]: pod_is_ready(p) for p in listed["items"]}
-            self._window.peak = max(self._window.peak, self._unready_locked())
-        version: str = listed["metadata"]["resourceVersion"]
-        return version
-
-    def _follow(self, core: k8s.CoreV1Api, version: str) -> str:
-        """One watch request (a second long, so a stop is seen soon); the last version seen."""
-        for event in watch.Watch().stream(
-            core.list_namespaced_pod,
-            self._namespace,
-            label_selector=self._selector,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=1,
-            deserialize=False,
-        ):
-            obj = event["object"]
-            if event["type"] != "BOOKMARK":
-                self._apply(event["type"], obj)
-            version = obj["metadata"]["resourceVersion"]
-        return version
+    def _unready_locked(self) -> int:
+        return sum(1 for ready in self._ready.values() if not ready)
 
 
 def wait_all_ready(witness: ReadinessWatch, pods: int, timeout: float) -> None:

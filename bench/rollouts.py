@@ -26,6 +26,7 @@ containers are read back: ``app`` must have restarted once and the other contain
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from bench.cluster import Service, World, wait
 from bench.plan import Plan
 from bench.readiness import ReadinessWatch, wait_all_ready
 from bench.report import Results
+from bench.restart_chain import Chain, RestartChainWatch, chain
 from bench.stats import Counts, describe_counts, fmt, fmt_ratio, median, ratio, table, total
 from harness.controlplane import ControlPlane
 from service.core.crr import CRR_GROUP, CRR_PLURAL
@@ -94,6 +96,8 @@ class WayRun:
     client: str  # whose requests
     restarts_ok: str  # what reading the containers back found
     load: tuple[float, float]  # 1-minute load average before and after
+    chain: Chain  # where each restart's time went (bench/restart_chain.py)
+    in_use: float  # restarts under way (created → Ready again), time-averaged, / allowed
 
     @property
     def per_restart(self) -> float:
@@ -186,9 +190,27 @@ class Way:
     sent_by: Callable[[str], bool]  # that client's user agent
     run: Callable[[str, list[str]], list[float]]  # (workload, pod names) -> per-pod seconds
     warm: Callable[[str, list[str]], None]  # the same, untimed and restarting nothing
+    concurrency: int  # restarts it allows under way at once
+    next_after: str  # what it waits for before the next restart: "ready" or "completed"
 
 
-def measure_way(way: Way, world: World, replicas: int, audit: AuditLog, say: Say) -> WayRun:
+def in_use(
+    run_chain: dict[str, dict[str, float]], ready_at: dict[str, float], way: Way, seconds: float
+) -> float:
+    """The restarts under way (from create until the pod is Ready again), averaged over the
+    wall time, as a share of what the way allows at once: 1.0 would be no time lost between
+    restarts."""
+    busy = sum(
+        ready_at[pod] - times["created"]
+        for pod, times in run_chain.items()
+        if "created" in times and pod in ready_at
+    )
+    return busy / (way.concurrency * seconds) if seconds > 0 else 0.0
+
+
+def measure_way(
+    way: Way, world: World, replicas: int, audit: AuditLog, stages: RestartChainWatch, say: Say
+) -> WayRun:
     say(f"  {way.label}: {replicas} fresh pods ...")
     witness = fresh_pods(world, way.workload, replicas)
     try:
@@ -198,15 +220,17 @@ def measure_way(way: Way, world: World, replicas: int, audit: AuditLog, say: Say
         load_before = os.getloadavg()[0]
         audit.skip_to_end()
         witness.begin()
+        stages.begin()
         since = datetime.now(UTC)
         started = time.perf_counter()
         per_pod = way.run(way.workload, names)
         seconds = time.perf_counter() - started
-        window = witness.window()
         time.sleep(SETTLE_SECONDS)  # the way's last requests land in the log
         requests = audit.requests(way.sent_by, since, datetime.now(UTC))
         load = (load_before, os.getloadavg()[0])
         settle(world, witness, len(names))
+        window = witness.window()  # after settle: every pod's return to Ready is in it
+        seen = stages.stages()
     finally:
         witness.stop()
     run = WayRun(
@@ -220,6 +244,8 @@ def measure_way(way: Way, world: World, replicas: int, audit: AuditLog, say: Say
         client=way.client,
         restarts_ok=check_restarts(before, containers(world, way.workload)),
         load=load,
+        chain=chain(seen, window, next_after=way.next_after),
+        in_use=in_use(seen, window.ready_again_at, way, seconds),
     )
     remove(world, way.workload)
     say(
@@ -252,6 +278,8 @@ def ways(http: httpx.Client, kubectl: str, kubeconfig: Path, plan: Plan, say: Sa
             lambda agent: agent.startswith(service),
             rollout,
             lambda workload, _names: restart_ways.warm_rollout(http, NAMESPACE, workload),
+            budget,
+            "ready",
         ),
         Way(
             "one restart at a time via the service, `?wait` long polls",
@@ -260,6 +288,8 @@ def ways(http: httpx.Client, kubectl: str, kubeconfig: Path, plan: Plan, say: Sa
             lambda agent: agent.startswith(service),
             lambda _workload, names: restart_ways.one_at_a_time(http, NAMESPACE, names, say),
             lambda _workload, names: restart_ways.warm_one(http, NAMESPACE, names[0]),
+            1,
+            "completed",
         ),
         Way(
             f"`kubectl create -f` + `kubectl get` every {plan.kubectl_poll_seconds:g} s",
@@ -270,6 +300,8 @@ def ways(http: httpx.Client, kubectl: str, kubeconfig: Path, plan: Plan, say: Sa
                 kubectl, kubeconfig, NAMESPACE, names, plan.kubectl_poll_seconds, say
             ),
             lambda _workload, _names: restart_ways.warm_kubectl(kubectl, kubeconfig, NAMESPACE),
+            1,
+            "completed",
         ),
     ]
 
@@ -280,6 +312,7 @@ def run_section(results: Results, workdir: Path, say: Say) -> list[WayRun]:
     audit = AuditLog(workdir / "rollouts-audit")
     world = World(plane=ControlPlane(extra_apiserver_args=audit.apiserver_args()))
     service: Service | None = None
+    stages: RestartChainWatch | None = None
     runs: list[WayRun] = []
     try:
         say("starting a control plane with the audit log on, and the simulated node ...")
@@ -288,15 +321,18 @@ def run_section(results: Results, workdir: Path, say: Say) -> list[WayRun]:
             results.environment = env.collect(world.plane.version(), "not used in this run")
         world.namespace(NAMESPACE)
         service = Service(world, [NAMESPACE], workdir, name="service-rollouts").start()
+        stages = RestartChainWatch(world.plane, NAMESPACE).start()
         timeout = restart_ways.LONG_POLL_SECONDS + 30
         with httpx.Client(base_url=service.url, timeout=timeout) as http:
             for way in ways(http, kubectl, world.plane.kubeconfig, plan, say):
-                runs.append(measure_way(way, world, plan.rollout_pods, audit, say))
+                runs.append(measure_way(way, world, plan.rollout_pods, audit, stages, say))
         versions = [f"kubectl {restart_ways.kubectl_version(kubectl)}"]
         results.sections["rollouts"] = render(
             runs, plan, [*versions, *filter(None, [kubectl_note])]
         )
     finally:
+        if stages is not None:
+            stages.stop()
         if service is not None:
             service.stop()
         world.stop()
@@ -310,6 +346,40 @@ def held(peak: int, budget: int) -> str:
     if peak > budget:
         return "OVER BUDGET"
     return "never over budget; " + ("budget used" if peak == budget else "budget not reached")
+
+
+STAGE_ROWS = (
+    "created → not Ready",
+    "not Ready → killed",
+    "killed → running again",
+    "running again → Completed",
+    "Completed → Ready",
+    "created → Ready",
+)
+
+
+def chain_table(runs: list[WayRun]) -> str:
+    rows = [
+        [stage, *(fmt(run.chain.stages.get(stage, math.nan), 2) for run in runs)]
+        for stage in STAGE_ROWS
+    ]
+    rows.append(
+        [
+            "then the next restart created, after its predecessor was Ready (rollout) or "
+            "Completed (the others)",
+            *(
+                fmt(run.chain.to_next if run.chain.to_next is not None else math.nan, 2)
+                for run in runs
+            ),
+        ]
+    )
+    rows.append(
+        [
+            "restarts under way, time-averaged, / allowed at once",
+            *(fmt(run.in_use, 2) for run in runs),
+        ]
+    )
+    return table(["stage", *(run.label for run in runs)], rows)
 
 
 def render(runs: list[WayRun], plan: Plan, versions: list[str]) -> str:
@@ -369,6 +439,11 @@ def render(runs: list[WayRun], plan: Plan, versions: list[str]) -> str:
                 ],
                 rows,
             ),
+            "",
+            "Where each restart's time went, medians over the pods in seconds "
+            "(`bench/restart_chain.py`: the bench's own watches of the CRRs and the pods):",
+            "",
+            chain_table(runs),
             "",
             *[f"- {run.label}: {describe_counts(run.requests, run.pods)}" for run in runs],
             *[f"- {run.label}: {run.restarts_ok}" for run in runs],
