@@ -87,7 +87,7 @@ def create_app(
         cache, pods = caches.restarts, caches.pods
         rollouts, budgets = caches.rollouts, caches.budgets
         recorder = EventRecorder(kube, enabled=settings.record_events)
-        operations = RestartOperations(kube, cache, settings, metrics, pods=pods)
+        operations = RestartOperations(kube, cache, settings, metrics, pods=pods, recorder=recorder)
         rollout_operations = RolloutOperations(kube, rollouts, pods, settings, metrics, recorder)
         controller = RolloutController(kube, rollouts, cache, pods, budgets, settings, metrics)
         # before the caches start, so the namespace watch streams' feeds see every change
@@ -115,7 +115,6 @@ def create_app(
             app.state.namespace_watches = None
             await controller.stop()
             await caches.stop()
-            await operations.drain()
             await recorder.drain()
             await to_thread.run_sync(kube.close)
 

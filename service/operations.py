@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import dataclass
 
 from anyio import to_thread
@@ -55,12 +54,10 @@ from service.core.rules import (
 )
 from service.core.schemas import RestartRequest
 from service.kube.port import KubeAPI
+from service.kube.recorder import INSTANCE, EventRecorder
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-
-_INSTANCE = socket.gethostname()  # the replica that reports the Events
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +81,14 @@ class RestartOperations:
         metrics: Metrics,
         *,
         pods: PodCache,
+        recorder: EventRecorder,
     ) -> None:
         self._kube = kube
         self._cache = cache
         self._pods = pods
         self._settings = settings
         self._metrics = metrics
-        self._background: set[asyncio.Task[None]] = set()
+        self._recorder = recorder
 
     async def create(
         self,
@@ -326,32 +324,16 @@ class RestartOperations:
     def _record_event(
         self, namespace: str, pod: str, pod_uid: str | None, reason: str, message: str
     ) -> None:
-        """Record an Event on the pod off the request's path: a failure is logged and never
-        fails the restart."""
-        if not self._settings.record_events or not pod:
+        """Record an Event on the pod off the request's path (``EventRecorder``)."""
+        if not pod:
             return
-        body = restart_event(
-            namespace=namespace,
-            pod=pod,
-            pod_uid=pod_uid,
-            reason=reason,
-            message=message,
-            instance=_INSTANCE,
-        )
-        task = asyncio.create_task(self._post_event(namespace, pod, body))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _post_event(self, namespace: str, pod: str, body: KubeObject) -> None:
-        try:
-            await to_thread.run_sync(self._kube.create_event, namespace, body)
-        except Exception as e:  # best effort by design
-            log.warning(
-                "could not record Event %s on pod %s/%s: %s", body["reason"], namespace, pod, e
+        self._recorder.record(
+            restart_event(
+                namespace=namespace,
+                pod=pod,
+                pod_uid=pod_uid,
+                reason=reason,
+                message=message,
+                instance=INSTANCE,
             )
-
-    async def drain(self, timeout: float = 5.0) -> None:
-        """Let pending Events finish (at shutdown, before the client closes)."""
-        pending = list(self._background)
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        )

@@ -25,6 +25,7 @@ from service.core.identity import ANONYMOUS
 from service.core.objects import KubeObject
 from service.core.schemas import RestartRequest
 from service.kube.port import PODS
+from service.kube.recorder import EventRecorder
 from service.metrics import Metrics
 from service.operations import RestartOperations
 from tests.support.caches import pod_object, until, watch_event
@@ -62,13 +63,16 @@ def run(kube: CreateKube, body: Body) -> None:
         )
         metrics = Metrics()
         caches = Caches.build(kube, settings, metrics)
-        operations = RestartOperations(kube, caches.restarts, settings, metrics, pods=caches.pods)
+        recorder = EventRecorder(kube, enabled=settings.record_events)
+        operations = RestartOperations(
+            kube, caches.restarts, settings, metrics, pods=caches.pods, recorder=recorder
+        )
         await caches.start()
         try:
             await body(operations, caches)
         finally:
             await caches.stop()
-            await operations.drain()
+            await recorder.drain()
 
     asyncio.run(main())
 
