@@ -176,7 +176,12 @@ class Settings(BaseSettings):
         le=65535,
         validation_alias=AliasChoices("CRR_GATEWAY_PORT", "PORT", "port"),
     )
-    max_wait_seconds: int = Field(default=60, ge=0, description="upper bound of ?wait=")
+    max_wait_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=60,  # the API's own bound on ?wait= (openapi.yaml): a higher setting would do nothing
+        description="upper bound of ?wait= (lower it to end long polls sooner)",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="larger request bodies are refused with 413"
     )
