@@ -28,9 +28,9 @@ class Shared:
     and other common strings), handed to every pod that has it: records are never changed, so
     sharing is safe, and a namespace of one workload's pods holds its spec once instead of
     once per pod (BENCHMARKS.md, "Memory"). Parts are found by value: the part itself when it
-    is hashable, else the key given. One pool per kind of key, each bounded: past
-    ``max_parts`` distinct parts a pool starts over (pods keep theirs), and label sets unique
-    to each pod (a CloneSet's) churn only their own pool, not the specs'.
+    is hashable, else the key given. One pool per kind of part, each bounded: past
+    ``max_parts`` distinct parts a pool starts over (pods keep theirs), so label sets unique
+    to each pod (a CloneSet's) churn only the label sets' pool, not the specs'.
 
     The reflector's threads and the event loop may call it at once: a lookup and an insert
     are each one dict operation, so the worst a race does is keep two copies of a part."""
@@ -41,12 +41,12 @@ class Shared:
 
     def __call__(self, part: _T, key: Hashable | None = None) -> _T:
         found_by = part if key is None else key
-        pool = self._pools.get(type(found_by))
+        pool = self._pools.get(type(part))
         if pool is None:
-            pool = self._pools.setdefault(type(found_by), {})
+            pool = self._pools.setdefault(type(part), {})
         found = pool.get(found_by)
         if found is not None:
-            return found  # type: ignore[no-any-return]  # the pool holds parts of its key's kind
+            return found  # type: ignore[no-any-return]  # a pool holds parts of one type
         if len(pool) >= self._max:
             pool.clear()
         pool[found_by] = part

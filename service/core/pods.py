@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any, Protocol, TypeVar
 
 from service.core.crr import SIDECAR_TERMINATED
@@ -84,9 +85,13 @@ class Owner:
 class Pod:
     """A pod as the rules read it (never changed: cached pods are shared with every reader).
 
-    The container statuses are two parallel tuples: their names (one tuple shared by the pods
-    of a workload) and their containerIDs ("" for a container not started yet), the only part
-    of a status that is the pod's own."""
+    The container statuses are held in two parallel parts: their names (one tuple shared by
+    the pods of a workload) and their containerIDs ("" for a container not started yet), the
+    only part of a status that is the pod's own and the largest part of a cached pod. When
+    every ID is the runtime's usual ``<runtime>://<64 hex digits>``, one runtime for all,
+    ``status_ids`` packs them into one ``bytes`` (the runtime, then each digest's 32 bytes):
+    a third of the two strings and their tuple. Otherwise it is the tuple of the strings.
+    Read them through :meth:`container_ids` and :meth:`container_id`."""
 
     name: str
     namespace: str
@@ -99,7 +104,7 @@ class Pod:
     phase: str
     conditions: PodConditions
     status_names: tuple[str, ...]
-    status_ids: tuple[str, ...]
+    status_ids: tuple[str, ...] | bytes
 
     @classmethod
     def from_object(cls, obj: KubeObject, share: Interner = unshared) -> Pod:
@@ -120,7 +125,7 @@ class Pod:
             phase=share(_text(status.get("phase"))),
             conditions=_conditions(status, share),
             status_names=share(tuple(share(str(s.get("name", ""))) for s in statuses)),
-            status_ids=tuple(str(s.get("containerID") or "") for s in statuses),
+            status_ids=_pack_ids([str(s.get("containerID") or "") for s in statuses]),
         )
 
     # ------------------------------------------------------------ what the rules read
@@ -148,7 +153,7 @@ class Pod:
         wanted = set(names) if names is not None else None
         return {
             name: cid
-            for name, cid in zip(self.status_names, self.status_ids, strict=True)
+            for name, cid in zip(self.status_names, self._ids(), strict=True)
             if cid and (wanted is None or name in wanted)
         }
 
@@ -156,13 +161,43 @@ class Pod:
         """The containerID in ``name``'s status ("" when it has none yet), or None when the
         pod has no status for ``name``."""
         found: str | None = None
-        for status_name, cid in zip(self.status_names, self.status_ids, strict=True):
+        for status_name, cid in zip(self.status_names, self._ids(), strict=True):
             if status_name == name:
                 found = cid  # the last one wins, as a dict of the statuses by name would
         return found
 
+    def _ids(self) -> tuple[str, ...]:
+        ids = self.status_ids
+        return ids if isinstance(ids, tuple) else _unpack_ids(ids, len(self.status_names))
+
 
 _NO_LABELS: Mapping[str, str] = {}
+_DIGEST = 32  # bytes of a container ID's 64 hex digits
+
+
+def _pack_ids(ids: list[str]) -> tuple[str, ...] | bytes:
+    runtimes = {cid[: len(cid) - 2 * _DIGEST] for cid in ids}
+    if len(runtimes) != 1:
+        return tuple(ids)
+    (runtime,) = runtimes
+    if not runtime.endswith("://") or not runtime.isascii():
+        return tuple(ids)
+    try:
+        digests = [bytes.fromhex(cid[len(runtime) :]) for cid in ids]
+    except ValueError:
+        return tuple(ids)
+    packed = runtime.encode() + b"".join(digests)
+    # only what reads back exactly (lowercase hex, 32 bytes each) is packed
+    return packed if _unpack_ids(packed, len(ids)) == tuple(ids) else tuple(ids)
+
+
+def _unpack_ids(packed: bytes, count: int) -> tuple[str, ...]:
+    start = len(packed) - _DIGEST * count
+    runtime = packed[:start].decode()
+    return tuple(
+        runtime + packed[start + i * _DIGEST : start + (i + 1) * _DIGEST].hex()
+        for i in range(count)
+    )
 
 
 def _text(value: object) -> str:
@@ -180,9 +215,10 @@ def _labels(value: object, share: Interner) -> Mapping[str, str]:
     if not isinstance(value, dict) or not value:
         return _NO_LABELS
     # keys and values shared too: a workload's pods differ in one label at most (a CloneSet's
-    # instance id, a ReplicaSet's template hash), and each decoded pod has its own strings
+    # instance id), and each decoded pod has its own strings. The set is found by its pairs
+    # in order (the apiserver writes a map's keys sorted), as one flat tuple: the smallest key
     labels = {share(str(k)): share(str(v)) for k, v in value.items()}
-    return share(labels, frozenset(labels.items()))
+    return share(labels, tuple(chain.from_iterable(labels.items())))
 
 
 def _controller(meta: dict[str, Any], share: Interner) -> Owner | None:

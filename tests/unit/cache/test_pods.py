@@ -96,6 +96,46 @@ def test_a_pod_without_optional_sections_reads_as_empty() -> None:
     assert pod.container_id("app") is None
 
 
+def test_container_ids_read_back_exactly_however_they_are_held() -> None:
+    digest = "0123456789abcdef" * 4
+    real = pod_object("web-0", 5, containers=("app", "sidecar", "log"))
+    for status, cid in zip(
+        real["status"]["containerStatuses"],
+        [f"containerd://{digest}", f"containerd://{digest[::-1]}", ""],
+        strict=True,
+    ):
+        status["containerID"] = cid
+    cases = {
+        "one runtime, all started": ({"app": 0, "sidecar": 1}, True),
+        "one not started": ({"app": 0, "sidecar": 1, "log": 2}, False),
+        "two runtimes": ({"app": 0, "sidecar": 1, "log": 3}, False),
+        "upper-case digits": ({"app": 4}, False),
+        "not hex": ({"app": 5}, False),
+    }
+    ids = [
+        f"containerd://{digest}",
+        f"containerd://{digest[::-1]}",
+        "",
+        f"cri-o://{digest}",
+        f"docker://{digest.upper()}",
+        f"containerd://{digest[:-2]}zz",
+    ]
+    for name, (chosen, packed) in cases.items():
+        obj = pod_object("web-0", 5, containers=tuple(chosen))
+        for status in obj["status"]["containerStatuses"]:
+            status["containerID"] = ids[chosen[status["name"]]]
+        pod = Pod.from_object(obj)
+        assert isinstance(pod.status_ids, bytes) is packed, name
+        expected = {c: ids[i] for c, i in chosen.items() if ids[i]}
+        assert pod.container_ids() == expected, name
+        for container, i in chosen.items():
+            assert pod.container_id(container) == ids[i], name
+        assert pod.container_id("absent") is None
+    started = Pod.from_object(real)
+    assert started.container_ids(["log", "sidecar"]) == {"sidecar": f"containerd://{digest[::-1]}"}
+    assert resolve_containers(started, ["app", "sidecar"]) == ["app", "sidecar"]
+
+
 def test_the_parts_pods_repeat_are_one_copy() -> None:
     shared = Shared()
     a, b = (
