@@ -1,5 +1,5 @@
 """An independent witness of availability: a watch of the pods a label selector matches
-(``bench/watching.py``). Nothing of the service is used, so what it sees is what a Service's
+(``harness/watching.py``). Nothing of the service is used, so what it sees is what a Service's
 endpoints would see: how many pods were not Ready at the same time, and when each pod left
 Ready and came back.
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from bench.watching import ApiWatch, ListCall, Obj
 from harness.controlplane import ControlPlane
+from harness.watching import ApiWatch, ListCall, Obj
 
 
 def pod_is_ready(pod: Obj) -> bool:

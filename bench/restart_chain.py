@@ -1,5 +1,5 @@
 """Where each restart's time goes: a watch of the ContainerRecreateRequests of a namespace
-(``bench/watching.py``) notes when each pod's restart was first seen and when it reached each
+(``harness/watching.py``) notes when each pod's restart was first seen and when it reached each
 stage, and the readiness witness (``bench/readiness.py``) adds when the pod left Ready and came
 back. The stages are the writes of the components that move a restart on:
 
@@ -29,8 +29,8 @@ from kubernetes import client as k8s
 
 from bench.readiness import Window
 from bench.stats import median
-from bench.watching import ApiWatch, ListCall, Obj
 from harness.controlplane import ControlPlane
+from harness.watching import ApiWatch, ListCall, Obj
 from service.core.crr import CRR_GROUP, CRR_PLURAL
 
 CRR_VERSION = "v1beta1"

@@ -1,10 +1,11 @@
-"""A watch of one kind of object in one namespace, in a thread of the bench, through its own
-admin client: the bench's independent witnesses (``bench/readiness.py``,
-``bench/restart_chain.py``) see the apiserver's changes without any part of the service.
+"""A watch of one kind of object in one namespace, in a thread, through the control plane's
+admin client: the independent witnesses of the tests and the bench (``bench/readiness.py``,
+``bench/restart_chain.py``, ``tests/support/rollouts.py``) see the apiserver's changes
+without any part of the service.
 
 The watch starts from the resourceVersion of a list and resumes from the last event it saw, so
 it sees every change in the apiserver's order (a list again only when the version expired). A
-failure in the thread is raised to the bench at its next call (:meth:`ApiWatch.check`).
+failure in the thread is raised to the owner at its next call (:meth:`ApiWatch.check`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ApiWatch:
                         if e.status != 410:
                             raise
                         version = self._relist(call, args)
-        except BaseException as e:  # raised to the bench at its next call
+        except BaseException as e:  # raised to the owner at its next call
             self._failure = e
             self._synced.set()
 

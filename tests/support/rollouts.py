@@ -15,14 +15,12 @@ from typing import Any
 
 import httpx
 from kubernetes import client as k8s
-from kubernetes import watch
-from kubernetes.client.rest import ApiException
 
 from harness.controlplane import ControlPlane
+from harness.watching import ApiWatch, ListCall, Obj
 from tests.support.api import GROUP, PLURAL
 from tests.support.waiting import wait_until
 
-Obj = dict[str, Any]
 ROLLOUT_LABEL = "crr-gateway.io/rollout"
 FAIL_KILL = "crr-gateway.test/fail-kill"
 
@@ -289,29 +287,24 @@ def rollout_objects(kube: k8s.ApiClient, namespace: str) -> list[Obj]:
 # ---------------------------------------------------------------- the independent witness
 
 
-class UnreadyWatch:
-    """A watch of the pods ``selector`` matches, in a thread, from the resourceVersion of a
-    first list, so it sees every change in the apiserver's order: ``peak`` is the most pods not
-    Ready at once among those that exist (a deleted pod stops counting). Nothing of the service
-    is used. Use as a context manager; errors of the thread are raised when the block ends."""
+class UnreadyWatch(ApiWatch):
+    """A watch of the pods ``selector`` matches (``harness/watching.py``): ``peak`` is the most
+    pods not Ready at once among those that exist (a deleted pod stops counting). Nothing of
+    the service is used. Use as a context manager; errors of the thread are raised when the
+    block ends."""
+
+    name = "unready-watch"
 
     def __init__(self, plane: ControlPlane, namespace: str, selector: str) -> None:
-        self._plane = plane
-        self._namespace = namespace
-        self._selector = selector
+        super().__init__(plane, namespace, selector)
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listed = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="unready-watch", daemon=True)
         self.peak = 0
         self.went_unready: Counter[str] = Counter()  # pod -> times it went from Ready to not
         self.order: list[str] = []  # pods in the order they first went unready
 
     def __enter__(self) -> UnreadyWatch:
-        self._thread.start()
-        wait_until("the pod watch to list", self._listed.is_set)
+        self.start_watch()
         return self
 
     def __exit__(
@@ -320,69 +313,33 @@ class UnreadyWatch:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        if self._error is not None and kind is None:
-            raise AssertionError(f"the pod watch failed: {self._error!r}") from self._error
+        self.stop()
+        if self._failure is not None and kind is None:
+            raise AssertionError(f"the pod watch failed: {self._failure!r}") from self._failure
 
     def unready(self) -> list[str]:
         with self._lock:
             return sorted(name for name, ready in self._ready.items() if not ready)
 
-    def _see(self, kind: str, pod: Obj) -> None:
-        name = pod["metadata"]["name"]
+    def list_call(self, api: k8s.ApiClient) -> tuple[ListCall, tuple[Any, ...]]:
+        return k8s.CoreV1Api(api).list_namespaced_pod, (self._namespace,)
+
+    def relisted(self, items: list[Obj]) -> None:
+        with self._lock:
+            self._ready.clear()
+        for pod in items:
+            self.apply("ADDED", pod)
+
+    def apply(self, kind: str, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
         with self._lock:
             if kind == "DELETED":
                 self._ready.pop(name, None)
                 return
-            ready = is_ready(pod)
+            ready = is_ready(obj)
             if self._ready.get(name, False) and not ready:
                 self.went_unready[name] += 1
                 if name not in self.order:
                     self.order.append(name)
             self._ready[name] = ready
             self.peak = max(self.peak, sum(1 for r in self._ready.values() if not r))
-
-    def _run(self) -> None:
-        try:
-            with self._plane.api_client() as api:
-                core = k8s.CoreV1Api(api)
-                version = self._list(core)
-                self._listed.set()
-                while not self._stop.is_set():
-                    try:
-                        version = self._watch(core, version)
-                    except ApiException as e:
-                        if e.status != 410:
-                            raise
-                        version = self._list(core)  # expired: start again from a list
-        except BaseException as e:  # reported when the block ends
-            self._error = e
-            self._listed.set()
-
-    def _list(self, core: k8s.CoreV1Api) -> str:
-        response = core.list_namespaced_pod(
-            self._namespace, label_selector=self._selector, _preload_content=False
-        )
-        listed = json.loads(response.data)
-        with self._lock:
-            self._ready.clear()
-        for pod in listed["items"]:
-            self._see("ADDED", pod)
-        version: str = listed["metadata"]["resourceVersion"]
-        return version
-
-    def _watch(self, core: k8s.CoreV1Api, version: str) -> str:
-        stream = watch.Watch().stream(
-            core.list_namespaced_pod,
-            self._namespace,
-            label_selector=self._selector,
-            resource_version=version,
-            timeout_seconds=1,
-            deserialize=False,
-        )
-        for event in stream:  # an ERROR event is raised as ApiException by the client
-            pod = event["object"]
-            self._see(event["type"], pod)
-            version = pod["metadata"]["resourceVersion"]
-        return version
