@@ -19,14 +19,13 @@ Everything runs on the event loop, like the cache."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from collections import deque
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from service.cache.keyed import KeyedEntry, KeyedStore
+from service.cache.waiters import Waiters
 
 
 class FeedEntry(KeyedEntry, Protocol):
@@ -69,7 +68,7 @@ class NamespaceLog(Generic[E]):
         self.seq = 0
         self.live: dict[str, E] = {}
         self._changes: deque[Change[E]] = deque(maxlen=backlog)
-        self._changed = asyncio.Event()
+        self._waiters = Waiters()  # the namespace's streams; no task or timer per wait
 
     def record(self, previous: E | None, current: E | None) -> None:
         self.seq += 1
@@ -78,8 +77,7 @@ class NamespaceLog(Generic[E]):
 
     def wake(self) -> None:
         """Wake whoever waits for a change (a change, or the feed draining)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._waiters.wake(self.id)
 
     def snapshot(self) -> list[E]:
         """The live objects, by name."""
@@ -104,11 +102,7 @@ class NamespaceLog(Generic[E]):
         """Wait until there is a change after ``seq``; False when ``timeout`` passed first."""
         if self.seq > seq:
             return True
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
-            return True
-        return False
+        return await self._waiters.wait(self.id, timeout)
 
 
 class ChangeFeed(Generic[E]):

@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 from service.cache.reflector import WatchSource
 from service.cache.scopes import WatchScope
+from service.cache.waiters import Waiters
 from service.cache.watched import WatchedStore, notify
 from service.config import Settings
 from service.core.objects import KubeObject, metadata
@@ -55,7 +56,7 @@ class KeyedStore(WatchedStore[E]):
     ) -> None:
         super().__init__(source, self._decode, settings, metrics, clock=clock)
         self._by_ns: dict[str, dict[str, E]] = {}
-        self._waiters: dict[Key, asyncio.Event] = {}
+        self._waiters = Waiters()
         self._subscribers: list[Callable[[str, str], None]] = []
         self._pruner: asyncio.Task[None] | None = None
         self._live_count = 0
@@ -99,9 +100,7 @@ class KeyedStore(WatchedStore[E]):
         self._update_gauges()
 
     def _wake_all(self) -> None:
-        for event in self._waiters.values():
-            event.set()
-        self._waiters.clear()
+        self._waiters.wake_all()
 
     # ---------------------------------------------------------------- reads (event loop)
 
@@ -132,15 +131,9 @@ class KeyedStore(WatchedStore[E]):
         """Return when the entry changes (or ``timeout`` passes, or the cache drains)."""
         if self._draining:
             return
-        key = (namespace, name)
-        event = self._waiters.get(key)
-        if event is None:
-            event = self._waiters[key] = asyncio.Event()
-        # asyncio.timeout, not wait_for: wait_for wraps the wait in a task of its own, and a
-        # change wakes every follower at once (10,000 tasks made and run per change)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await event.wait()
+        # no timer or task per wait: a change wakes every follower of the object at once
+        # (ten thousand of them in the bench), see service.cache.waiters
+        await self._waiters.wait((namespace, name), timeout)
 
     def subscribe(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(namespace, name)`` on the event loop after every change of an
@@ -198,9 +191,7 @@ class KeyedStore(WatchedStore[E]):
             self._count(previous, -1)
         self._count(entry, +1)
         self._changed(previous, entry)
-        event = self._waiters.pop((namespace, name), None)
-        if event is not None:
-            event.set()
+        self._waiters.wake((namespace, name))
         notify(self._subscribers, namespace, name)
 
     def _count(self, entry: E, delta: int) -> None:
