@@ -11,9 +11,11 @@ import binascii
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from service.core.errors import RequestInvalid
+from service.http.streams import FinalChunk
 
 
 class CachedObject(Protocol):
@@ -136,6 +138,14 @@ def sse_event(event: str, version: str, body: bytes) -> bytes:
     return b"event: " + event.encode() + b"\nid: " + version.encode() + b"\ndata: " + body + b"\n\n"
 
 
+# Every follower of an object sends the same snapshot: encode it once. The arguments are the
+# same objects for all of them (the cached entry's body), so a hit costs a hash lookup.
+@lru_cache(maxsize=1024)
+def _snapshot_event(event: str, version: str, body: bytes, last: bool) -> bytes:
+    frame = sse_event(event, version, body)
+    return FinalChunk(frame) if last else frame
+
+
 async def snapshots(
     store: WatchedStore[E],
     first: E,
@@ -150,15 +160,17 @@ async def snapshots(
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a snapshot on every change (none for the version the client says
     it has), comment heartbeats in between; the stream ends after the finished snapshot, or
-    when this replica drains (the client reconnects with Last-Event-ID, to another one)."""
+    when this replica drains (the client reconnects with Last-Event-ID, to another one). The
+    last snapshot is a ``FinalChunk``: it goes out with the end of the response."""
     entry = first
     sent = last_event_id
     yield b"retry: 3000\n\n"
     while True:
+        last = finished(entry) or store.draining
         if version(entry) != sent:
-            yield sse_event(event, version(entry), entry.body)
+            yield _snapshot_event(event, version(entry), entry.body, last)
             sent = version(entry)
-        if finished(entry) or store.draining:
+        if last:
             return
         await store.wait_change(namespace, name, heartbeat)
         latest = store.get(namespace, name)

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Query, Request
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.cache.entries import Entry
@@ -44,6 +43,7 @@ from service.cache.store import RestartCache
 from service.config import Settings
 from service.core.errors import CacheNotReady, TooManyStreams
 from service.http.deps import AuthorizedRequest, BearerDep, NamespacePath, authorized
+from service.http.streams import EventStreamResponse
 
 E = TypeVar("E", bound=FeedEntry)
 Keep = Callable[[E], bool]
@@ -206,7 +206,7 @@ class StreamSlots:
         return self._open.get(caller, 0)
 
 
-class WatchResponse(StreamingResponse):
+class WatchResponse(EventStreamResponse):
     """A stream that gives its caller's slot back however it ends (finished, client gone,
     never started)."""
 

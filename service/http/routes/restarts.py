@@ -37,6 +37,7 @@ from service.http.responses import (
     GET_RESPONSES,
     LIST_RESPONSES,
 )
+from service.http.streams import EventStreamResponse
 from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
@@ -226,7 +227,7 @@ async def restart_events(
         version=_version,
         finished=_finished,
     )
-    return StreamingResponse(
+    return EventStreamResponse(
         stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -33,6 +33,7 @@ from service.http.responses import (
     ROLLOUT_GET_RESPONSES,
     ROLLOUT_LIST_RESPONSES,
 )
+from service.http.streams import EventStreamResponse
 from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
@@ -217,7 +218,7 @@ async def rollout_events(
         version=_version,
         finished=_finished,
     )
-    return StreamingResponse(
+    return EventStreamResponse(
         stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
