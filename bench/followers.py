@@ -52,60 +52,95 @@ def _request(host: str, port: int, path: str, accept: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n\r\n".encode()
 
 
-async def _sse(
-    host: str, port: int, path: str, gate: asyncio.Semaphore, ready: Callable[[], None]
-) -> float | None:
-    async with gate:
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(_request(host, port, path + "/events", "text/event-stream"))
-    tail = b""
-    first = False
-    try:
-        while chunk := await reader.read(65536):
-            tail += chunk
-            if not first and b"event: restart" in tail:
-                first = True
-                ready()
-            if b'"finished":true' in tail:
-                return time.perf_counter()
-            tail = tail[-64:]  # enough to find a marker split across reads
-        return None
-    finally:
-        writer.close()
+class _Follower(asyncio.Protocol):
+    """One follower on one connection, as cheap as a client can be: the bench's 10,000 of them
+    share the two cores with the service, so their own cost must not become the lag measured.
+    A protocol, not a stream reader and a task: bytes are looked at in the callback that
+    received them, and the receive time is taken there, before anything is parsed."""
+
+    def __init__(self, request: bytes, ready: Callable[[], None]) -> None:
+        self.request = request
+        self.ready = ready
+        self.received: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.received.done():
+            self.received.set_result(None)
+
+    def finish(self, at: float) -> None:
+        if not self.received.done():
+            self.received.set_result(at)
+        assert self.transport is not None
+        self.transport.close()
 
 
-async def _long_poll(
-    host: str,
-    port: int,
-    path: str,
-    version: str,
-    gate: asyncio.Semaphore,
-    ready: Callable[[], None],
-) -> float | None:
+class _SseFollower(_Follower):
+    """Reads the event stream until the finished snapshot."""
+
+    def __init__(self, request: bytes, ready: Callable[[], None]) -> None:
+        super().__init__(request, ready)
+        self.tail = b""
+        self.first = False
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        tail = self.tail + data
+        if not self.first and b"event: restart" in tail:
+            self.first = True
+            self.ready()
+        if b'"finished":true' in tail:
+            self.finish(now)
+        self.tail = tail[-64:]  # enough to find a marker split across reads
+
+
+class _LongPollFollower(_Follower):
     """Long polls on one kept-alive connection until the answer says finished."""
+
+    def __init__(self, host: str, port: int, path: str, version: str, ready: Callable[[], None]):
+        self.target = (host, port, path)
+        super().__init__(self._poll(version), ready)
+        self.buffer = b""
+
+    def _poll(self, version: str) -> bytes:
+        host, port, path = self.target
+        return _request(host, port, f"{path}?wait=60&resourceVersion={version}", "*/*")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.ready()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buffer += data
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self.buffer[:head_end]
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        end = head_end + 4 + length
+        if len(self.buffer) < end:
+            return
+        body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
+        if b'"finished":true' in body:
+            self.finish(now)
+            return
+        assert self.transport is not None
+        self.transport.write(self._poll(json.loads(body)["resourceVersion"]))
+
+
+async def _connect(host: str, port: int, follower: _Follower, gate: asyncio.Semaphore) -> None:
     async with gate:
-        reader, writer = await asyncio.open_connection(host, port)
-    first = True
-    try:
-        while True:
-            writer.write(_request(host, port, f"{path}?wait=60&resourceVersion={version}", "*/*"))
-            if first:
-                ready()
-                first = False
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            body = json.loads(await reader.readexactly(length))
-            if body.get("finished"):
-                return time.perf_counter()
-            version = body["resourceVersion"]
-    except (asyncio.IncompleteReadError, ConnectionError, StopIteration):
-        return None
-    finally:
-        writer.close()
+        await asyncio.get_running_loop().create_connection(lambda: follower, host, port)
 
 
 async def _follow(
@@ -122,14 +157,14 @@ async def _follow(
             everyone.set()
 
     host, port = "127.0.0.1", service.port
-    tasks = [
-        asyncio.create_task(
-            _sse(host, port, path, gate, ready)
-            if mode == "sse"
-            else _long_poll(host, port, path, version, gate, ready)
-        )
+    followers_: list[_Follower] = [
+        _SseFollower(_request(host, port, path + "/events", "text/event-stream"), ready)
+        if mode == "sse"
+        else _LongPollFollower(host, port, path, version, ready)
         for _ in range(n)
     ]
+    connecting = [asyncio.create_task(_connect(host, port, f, gate)) for f in followers_]
+    tasks = [f.received for f in followers_]
     try:
         await asyncio.wait_for(everyone.wait(), 180)
     except TimeoutError:
@@ -140,8 +175,14 @@ async def _follow(
     start = time.perf_counter()
     await asyncio.to_thread(world.complete_crr, namespace, name)
     done, pending = await asyncio.wait(tasks, timeout=120)
-    for task in pending:
+    for follower in followers_:
+        if follower.transport is not None:
+            follower.transport.close()
+    for waiting in pending:
+        waiting.cancel()
+    for task in connecting:
         task.cancel()
+    await asyncio.gather(*connecting, return_exceptions=True)
     times = [t.result() for t in done if t.exception() is None]
     lags = [(t - start) * 1000 for t in times if t is not None]
     return FollowRun(
