@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bench.audit import POLICY, AuditLog, count_requests
 from bench.plan import FULL, QUICK
-from bench.readiness import pod_is_ready
+from bench.readiness import Window, pod_is_ready
+from bench.restart_chain import Chain, chain
 from bench.rollouts import WayRun, check_restarts, cloneset, render
 
 SERVICE = "crr-gateway/0.1"
@@ -117,6 +118,12 @@ def way(label: str, seconds: float, peak: int, requests: float) -> WayRun:
         client="the service",
         restarts_ok="each of 50 pods: `app` once, `sidecar` never",
         load=(1.0, 1.5),
+        chain=Chain(
+            stages={"not Ready → killed": 2.5, "created → Ready": seconds / 10},
+            to_next=0.05,
+            to_next_label="",
+        ),
+        in_use=0.9,
     )
 
 
@@ -134,3 +141,35 @@ def test_the_report_states_each_target_and_whether_it_was_met() -> None:
     missed = render([way("rollout", 100, 6, 3.5), way("one", 200, 1, 2)], FULL, [])
     assert "2.00x faster (target at least 4x: NOT met)" in missed
     assert "OVER BUDGET" in missed and "3.50 (target at most 3: NOT met)" in missed
+
+
+def test_the_report_says_where_each_restarts_time_went() -> None:
+    report = render([way("rollout", 40, 5, 2.5), way("one", 200, 1, 2)], FULL, [])
+    assert "| stage | rollout | one |" in report
+    assert "| not Ready → killed | 2.50 | 2.50 |" in report
+    assert "| created → Ready | 4.00 | 20.00 |" in report
+    assert "| created → not Ready | n/a | n/a |" in report
+    assert "| restarts under way, time-averaged, / allowed at once | 0.90 | 0.90 |" in report
+
+
+def test_the_stages_are_medians_over_the_pods_and_the_gap_runs_to_the_next_create() -> None:
+    seen = {
+        "a": {"created": 0.0, "grace": 0.1, "killed": 2.5, "running": 3.0, "completed": 3.1},
+        "b": {"created": 0.0, "grace": 0.3, "killed": 2.9, "running": 3.6, "completed": 3.8},
+        "c": {"created": 3.4, "grace": 3.5, "killed": 6.0, "running": 6.5, "completed": 6.6},
+    }
+    window = Window(
+        peak=2,
+        unready_at={"a": 0.1, "b": 0.3, "c": 3.5},
+        ready_again_at={"a": 3.2, "b": 3.9, "c": 6.7},
+    )
+    rollout = chain(seen, window, next_after="ready")
+    stages = {label: round(value, 6) for label, value in rollout.stages.items()}
+    assert stages["created → not Ready"] == 0.1  # median of 0.1, 0.3, 0.1
+    assert stages["not Ready → killed"] == 2.5  # of 2.4, 2.6, 2.5
+    assert stages["Completed → Ready"] == 0.1
+    assert stages["created → Ready"] == 3.3  # of 3.2, 3.9, 3.3
+    # a Ready again at 3.2 → c created at 3.4; b's and c's returns had no create after them
+    assert round(rollout.to_next or 0, 6) == 0.2
+    one = chain(seen, window, next_after="completed")
+    assert round(one.to_next or 0, 6) == 0.3  # a Completed at 3.1 → c created at 3.4
