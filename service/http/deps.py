@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth.facade import Auth
@@ -100,6 +100,43 @@ RolloutNamePath = Annotated[
         max_length=63,
         pattern=DNS1123_LABEL,
         description="rollout name (a DNS-1123 label)",
+    ),
+]
+
+# ---------------------------------------------------------------- query and header parameters
+# The restarts and the rollouts routes read these the same way: one declaration each, so the
+# two resources cannot drift apart in what they accept or in how openapi.yaml describes it.
+
+MAX_WAIT_SECONDS = 60  # a long poll's bound (the fast path refuses to answer beyond it too)
+WaitQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="seconds to wait for a change from resourceVersion (or from the current "
+        "state) unless it has finished",
+    ),
+]
+ResourceVersionQuery = Annotated[
+    str | None,
+    Query(alias="resourceVersion", max_length=64, description="the version you have"),
+]
+PageLimitQuery = Annotated[int, Query(ge=1, le=500, description="page size")]
+ContinueQuery = Annotated[
+    str | None, Query(alias="continue", max_length=1024, description="from the last page")
+]
+ResumeHeader = Annotated[
+    str | None, Header(alias="Last-Event-ID", max_length=64, description="resume")
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="the same key with the same body answers what its first request made "
+        "(printable ASCII)",
     ),
 ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
 from service.cache.entries import Entry
@@ -20,15 +20,20 @@ from service.http.cached_reads import (
     warning_header,
 )
 from service.http.deps import (
-    IDEMPOTENCY_KEY_PATTERN,
     AppServices,
     AuthorizedCreate,
     AuthorizedDelete,
     AuthorizedGet,
     AuthorizedWatch,
+    ContinueQuery,
+    IdempotencyKeyHeader,
     NamePath,
     NamespacePath,
+    PageLimitQuery,
+    ResourceVersionQuery,
+    ResumeHeader,
     ServicesDep,
+    WaitQuery,
 )
 from service.http.responses import (
     CREATE_RESPONSES,
@@ -92,17 +97,7 @@ async def create_restart(
         bool,
         Query(alias="dryRun", description="validate and dry-run the create; create nothing"),
     ] = False,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="the same key with the same body returns the same restart "
-            "(printable ASCII)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     _served(services, namespace)
     outcome = await services.operations.create(
@@ -134,19 +129,8 @@ async def get_restart(
     name: NamePath,
     services: ServicesDep,
     authorized: AuthorizedGet,
-    wait: Annotated[
-        int,
-        Query(
-            ge=0,
-            le=60,
-            description="seconds to wait for a change from resourceVersion (or from the "
-            "current state) unless the restart has finished",
-        ),
-    ] = 0,
-    resource_version: Annotated[
-        str | None,
-        Query(alias="resourceVersion", max_length=64, description="the version you have"),
-    ] = None,
+    wait: WaitQuery = 0,
+    resource_version: ResourceVersionQuery = None,
 ) -> Response:
     _served(services, namespace)
     entry = await long_poll(
@@ -174,10 +158,8 @@ async def list_restarts(
     listing: AuthorizedListOrWatch,
     pod: Annotated[str | None, Query(max_length=253, description="only this pod's")] = None,
     finished: Annotated[bool | None, Query(description="only finished (or unfinished)")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
-    continue_: Annotated[
-        str | None, Query(alias="continue", max_length=1024, description="from the last page")
-    ] = None,
+    limit: PageLimitQuery = 100,
+    continue_: ContinueQuery = None,
     last_event_id: LastEventId = None,
 ) -> Response:
     _served(services, namespace)
@@ -211,9 +193,7 @@ async def restart_events(
     name: NamePath,
     services: ServicesDep,
     authorized: AuthorizedWatch,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=64, description="resume")
-    ] = None,
+    last_event_id: ResumeHeader = None,
 ) -> StreamingResponse:
     _served(services, namespace)
     stream = snapshots(

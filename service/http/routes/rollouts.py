@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response, StreamingResponse
 
 from service.cache.rollouts import RolloutEntry
@@ -14,7 +14,6 @@ from service.core.errors import CacheNotReady, NamespaceNotServed, RolloutNotFou
 from service.core.rollout_schemas import RolloutRequest
 from service.http.cached_reads import long_poll, page, snapshots, stale_headers
 from service.http.deps import (
-    IDEMPOTENCY_KEY_PATTERN,
     AppServices,
     AuthorizedGet,
     AuthorizedRolloutCancel,
@@ -22,9 +21,15 @@ from service.http.deps import (
     AuthorizedRolloutPause,
     AuthorizedRolloutResume,
     AuthorizedWatch,
+    ContinueQuery,
+    IdempotencyKeyHeader,
     NamespacePath,
+    PageLimitQuery,
+    ResourceVersionQuery,
+    ResumeHeader,
     RolloutNamePath,
     ServicesDep,
+    WaitQuery,
 )
 from service.http.responses import (
     ROLLOUT_ACTION_RESPONSES,
@@ -87,17 +92,7 @@ async def create_rollout(
             description="answer the plan (the pods in restart order); create nothing",
         ),
     ] = False,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="the same key with the same body returns the same rollout "
-            "(printable ASCII)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     _served(services, namespace)
     outcome = await services.rollout_operations.create(
@@ -126,19 +121,8 @@ async def get_rollout(
     name: RolloutNamePath,
     services: ServicesDep,
     authorized: AuthorizedGet,
-    wait: Annotated[
-        int,
-        Query(
-            ge=0,
-            le=60,
-            description="seconds to wait for a change from resourceVersion (or from the "
-            "current state) unless the rollout has finished",
-        ),
-    ] = 0,
-    resource_version: Annotated[
-        str | None,
-        Query(alias="resourceVersion", max_length=64, description="the version you have"),
-    ] = None,
+    wait: WaitQuery = 0,
+    resource_version: ResourceVersionQuery = None,
 ) -> Response:
     _served(services, namespace)
     entry = await long_poll(
@@ -165,10 +149,8 @@ async def list_rollouts(
     services: ServicesDep,
     listing: AuthorizedListOrWatch,
     finished: Annotated[bool | None, Query(description="only finished (or unfinished)")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
-    continue_: Annotated[
-        str | None, Query(alias="continue", max_length=1024, description="from the last page")
-    ] = None,
+    limit: PageLimitQuery = 100,
+    continue_: ContinueQuery = None,
     last_event_id: LastEventId = None,
 ) -> Response:
     _served(services, namespace)
@@ -202,9 +184,7 @@ async def rollout_events(
     name: RolloutNamePath,
     services: ServicesDep,
     authorized: AuthorizedWatch,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=64, description="resume")
-    ] = None,
+    last_event_id: ResumeHeader = None,
 ) -> StreamingResponse:
     _served(services, namespace)
     stream = snapshots(
