@@ -8,17 +8,20 @@ dependencies on every request (BENCHMARKS.md, "Polls near the server's limit"). 
 every step is a memory hit that cannot refuse:
 
 * the path is exactly one of the two reads, with names the route would accept, and the query
-  is empty or a ``wait``/``resourceVersion`` that needs no waiting (the object has finished, or
-  has moved on from the version given, or the wait is 0);
+  is empty or a plain ``wait``/``resourceVersion``;
 * nothing another middleware would act on is present (a request body, an ``Origin``);
 * the caller's token and its ``get`` access in the namespace are both cached as allowed by
   ``service.auth`` (``Auth.recall``), no rate limit applies to reads, and the namespace is
   served;
 * the object is in the cache.
 
-Everything else (misses, refusals, long polls that wait, anything unusual) goes on to the
-FastAPI app unchanged, which stays the one description of the API (``openapi.yaml``) and
-answers every error. What this answers is byte for byte what the route answers: the same body,
+A long poll that must wait (``?wait=N``, the object unfinished and still at the version given)
+waits here, on the same store waiter and with the same ``long_poll`` as the route, and answers
+with what holds when it wakes: at ten thousand followers of one object, each one woken through
+FastAPI's route and five middleware send wrappers was most of the fan-out's time (BENCHMARKS.md,
+"Followers"). Everything else (misses, refusals, anything unusual) goes on to the FastAPI app
+unchanged, which stays the one description of the API (``openapi.yaml``) and answers every
+error. What this answers is byte for byte what the route answers: the same body,
 ``Content-Type``, stale ``Warning``, ``X-Request-Id`` and metrics series
 (tests/unit/http/test_fast_reads.py sends every case through both paths). Reads are not
 audited, so no audit record is skipped.
@@ -39,7 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from service.http.audit import new_request_id, sane_request_id
-from service.http.cached_reads import WatchedStore, stale_headers
+from service.http.cached_reads import WatchedStore, long_poll, stale_headers
 from service.http.deps import MAX_TOKEN_LENGTH
 from service.metrics import Metrics
 
@@ -90,22 +93,44 @@ class FastReads:
             return False
         start = time.perf_counter()
         try:
-            answer = self._answer(scope)
+            hit = self._hit(scope)
         except Exception:  # a bug here must never cost the request: the route answers
             log.exception("fast read failed; handing the request to the routes")
             return False
-        if answer is None:
+        if hit is None:
             return False
-        segment, body, headers = answer
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        counter, latency = self._counted[segment]
+        entry = hit.entry
+        if hit.wait > 0:  # as the route: a poll whose object is gone meanwhile gets its last state
+            entry = await long_poll(
+                hit.store,
+                entry,
+                hit.namespace,
+                hit.name,
+                wait=hit.wait,
+                since=hit.since,
+                version=hit.read.version,
+                finished=hit.read.finished,
+            )
+        body: bytes = entry.body
+        # in the order the route's Response and the request-id middleware write them
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            _JSON,
+            (b"x-request-id", (sane_request_id(hit.request_id) or new_request_id()).encode()),
+        ]
+        stale = stale_headers(hit.store, hit.namespace)  # after the wait, as the route's
+        if stale is not None:
+            headers.insert(0, (b"warning", stale["Warning"].encode("latin-1")))
+        counter, latency = self._counted[hit.segment]
         counter.inc()  # as MetricsMiddleware counts: when the response starts
         latency.observe(time.perf_counter() - start)
+        # start and body with nothing in between: one loop iteration, no await that yields
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return True
 
-    def _answer(self, scope: Scope) -> tuple[str, bytes, list[tuple[bytes, bytes]]] | None:
-        """The segment, body and headers of the answer, or None to hand the request on."""
+    def _hit(self, scope: Scope) -> _Hit | None:
+        """What to answer from, or None to hand the request on."""
         path: str = scope["path"]
         parts = path.split("/")
         if (
@@ -157,20 +182,23 @@ class FastReads:
         if entry is None:
             return None
         wait = min(wait, settings.max_wait_seconds)
-        if wait > 0 and not read.finished(entry):
-            current = read.version(entry)
-            if since is None or since == current:
-                return None  # a real long poll: the route waits
-        # in the order the route's Response and the request-id middleware write them
-        headers = [
-            (b"content-length", str(len(entry.body)).encode()),
-            _JSON,
-            (b"x-request-id", (sane_request_id(request_id) or new_request_id()).encode()),
-        ]
-        stale = stale_headers(store, namespace)
-        if stale is not None:
-            headers.insert(0, (b"warning", stale["Warning"].encode("latin-1")))
-        return segment, entry.body, headers
+        return _Hit(segment, read, store, namespace, name, entry, wait, since, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A request this path answers: the cached entry found, and how long to wait for a
+    change of it (0: answer at once)."""
+
+    segment: str
+    read: Read
+    store: WatchedStore[Any]
+    namespace: str
+    name: str
+    entry: Any
+    wait: int
+    since: str | None
+    request_id: str | None
 
 
 def _poll_query(query: bytes) -> tuple[int, str | None] | None:

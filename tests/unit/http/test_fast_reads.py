@@ -1,6 +1,8 @@
 """One behaviour: every poll case sent to the app with its fast path for cached reads
 (``service.http.fast_reads``) and to the same app without it gets the same status, headers and
-body; the metrics series come out the same; and the fast path did answer the cached hits.
+body; the metrics series come out the same; and the fast path did answer the cached hits, the
+long polls that wait included (a change, the wait running out, a deletion, a stale cache, a
+client that leaves while its poll waits).
 
 Two apps over two fakes of our own ``KubeAPI`` port holding the same objects, with the
 ``kubernetes`` authentication mode (the fakes answer the token and access reviews), served by
@@ -9,6 +11,7 @@ the real uvicorn."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -86,7 +89,15 @@ class Side:
 
 def _side(stack: ExitStack, *, fast: bool) -> Side:
     kube = ReviewKube()
-    settings = Settings(namespaces=SERVED, auth_mode="kubernetes", max_wait_seconds=10)
+    settings = Settings(
+        namespaces=SERVED,
+        auth_mode="kubernetes",
+        max_wait_seconds=10,
+        # allowed reviews kept for the whole module: "the fast path answered" is then only
+        # about the path, never about a review that ran out between two requests
+        auth_cache_ttl_seconds=600,
+        authz_cache_ttl_seconds=600,
+    )
     app = create_app(settings, kube_factory=lambda _settings: kube, fast_reads=fast)
     url = stack.enter_context(serve(app))
     client = stack.enter_context(httpx.Client(base_url=url, timeout=30))
@@ -220,7 +231,9 @@ def _series(side: Side) -> list[str]:
         "crr_gateway_http_requests_total{",
         "crr_gateway_http_request_duration_seconds_count{",
     )
-    return sorted(line for line in text.splitlines() if line.startswith(wanted))
+    # not the scrapes' own series: a test may scrape one side more often while it waits
+    lines = (line for line in text.splitlines() if 'route="/metrics"' not in line)
+    return sorted(line for line in lines if line.startswith(wanted))
 
 
 def _make_stale(side: Side) -> None:
@@ -272,14 +285,176 @@ def test_a_long_poll_waits_for_the_change_on_both_paths(sides: tuple[Side, Side]
         assert answer.json()["resourceVersion"] == "43" and answer.json()["finished"] is True
 
 
-def test_stale_answers_carry_the_same_warning(sides: tuple[Side, Side]) -> None:
+Event = dict[str, object]  # a watch event, as the fakes' queues take it
+Change = Callable[[Side], None]  # what happens while a poll waits, done to one side
+
+
+def _restart_event(kind: str, name: str, rv: int, *, completed: bool = False) -> Event:
+    return {"type": kind, "object": _crr(name, rv, completed=completed)}
+
+
+def _paused_rollout(name: str, rv: int, message: str) -> KubeObject:
+    obj = rollout_object(name, rv, phase="Paused")  # left alone by the controller
+    obj["spec"]["paused"] = True
+    obj["status"]["message"] = message
+    return obj
+
+
+def _put_restart(side: Side, event: Event) -> None:
+    side.kube.events.put(event)
+
+
+def _put_rollout(side: Side, event: Event) -> None:
+    side.kube.object_events[ROLLOUTS].put(event)
+
+
+def _has(side: Side, resource: str, name: str, rv: str) -> bool:
+    services = side.app.state.services
+    store = services.cache if resource == "restarts" else services.rollouts
+    entry = store.get("ns", name)
+    return entry is not None and entry.resource_version == rv
+
+
+def _waiting(side: Side, resource: str, name: str) -> bool:
+    services = side.app.state.services
+    store = services.cache if resource == "restarts" else services.rollouts
+    return ("ns", name) in store._waiters
+
+
+def _warm(sides: Sequence[Side]) -> None:
+    """Both sides' reviews of the good caller cached (each test may run on its own worker)."""
     for side in sides:
-        _make_stale(side)
+        assert _send(side, "GET", RESTART, GOOD, {}).status_code == 200
+
+
+def _poll_while(side: Side, resource: str, name: str, query: str, change: Change) -> View:
+    """A long poll of ``ns/name`` that is waiting when ``change`` happens; its answer."""
+    path = f"/v1/namespaces/ns/{resource}/{name}?{query}"
+    with ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(_send, side, "GET", path, GOOD, {})
+        wait_until("the poll to wait", lambda: _waiting(side, resource, name))
+        change(side)
+        return _view(poll.result(), None)
+
+
+# (resource, name, what the cache holds first, the poll's query, what happens while it waits)
+WAITS: list[tuple[str, str, Event, str, Callable[[Side], None]]] = [
+    (  # an intermediate change arrives: its state, not finished, is the answer
+        "restarts",
+        "changes-abcde",
+        _restart_event("ADDED", "changes-abcde", 60),
+        "wait=10&resourceVersion=60",
+        lambda side: _put_restart(side, _restart_event("MODIFIED", "changes-abcde", 61)),
+    ),
+    (  # no resourceVersion: the wait is for a change from the current one
+        "restarts",
+        "finishes-abcde",
+        _restart_event("ADDED", "finishes-abcde", 62),
+        "wait=10",
+        lambda side: _put_restart(
+            side, _restart_event("MODIFIED", "finishes-abcde", 63, completed=True)
+        ),
+    ),
+    (  # nothing changes: when the wait runs out, the current object
+        "restarts",
+        "quiet-abcde",
+        _restart_event("ADDED", "quiet-abcde", 64),
+        "wait=1&resourceVersion=64",
+        lambda side: None,
+    ),
+    (  # deleted while waited for: its last state
+        "restarts",
+        "deleted-abcde",
+        _restart_event("ADDED", "deleted-abcde", 66),
+        "resourceVersion=66&wait=10",
+        lambda side: _put_restart(side, _restart_event("DELETED", "deleted-abcde", 67)),
+    ),
+    (  # a rollout's change
+        "rollouts",
+        "waited",
+        {"type": "ADDED", "object": _paused_rollout("waited", 20, "paused")},
+        "wait=10&resourceVersion=20",
+        lambda side: _put_rollout(
+            side, {"type": "MODIFIED", "object": _paused_rollout("waited", 21, "still paused")}
+        ),
+    ),
+]
+
+
+def test_long_polls_that_wait_answer_the_same_and_the_fast_path_answers_them(
+    sides: tuple[Side, Side],
+) -> None:
+    fast, routes = sides
+    _warm(sides)
+    authentications = fast.authentications
+    for resource, name, first, query, change in WAITS:
+        put = _put_restart if resource == "restarts" else _put_rollout
+        rv = first["object"]["metadata"]["resourceVersion"]  # type: ignore[index]
+        for side in sides:
+            put(side, first)
+            wait_until("the object in the cache", lambda: _has(side, resource, name, rv))  # noqa: B023
+        answers = [_poll_while(side, resource, name, query, change) for side in sides]
+        assert answers[0] == answers[1], (resource, name, query)
+        status, _, body = answers[0]
+        assert status == 200 and body
+    assert fast.authentications == authentications  # the routes' dependency never ran
+    assert _series(fast) == _series(routes)
+
+
+def _hits(side: Side) -> int:
+    """The successful GETs of a restart counted so far."""
+    labels = ('route="/v1/namespaces/{namespace}/restarts/{name}"', 'method="GET"', 'status="200"')
+    for line in _series(side):
+        if line.startswith("crr_gateway_http_requests_total{") and all(x in line for x in labels):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_a_client_that_leaves_while_its_poll_waits_is_counted_the_same(
+    sides: tuple[Side, Side],
+) -> None:
+    fast, routes = sides
+    _warm(sides)
+    authentications = fast.authentications
+    name = "left-abcde"
+    for side in sides:
+        _put_restart(side, _restart_event("ADDED", name, 90))
+        wait_until("the object in the cache", lambda: _has(side, "restarts", name, "90"))  # noqa: B023
+        before = _hits(side)
+        url = side.client.base_url
+        with socket.create_connection((url.host, url.port)) as client:
+            client.sendall(
+                f"GET /v1/namespaces/ns/restarts/{name}?wait=10&resourceVersion=90 HTTP/1.1\r\n"
+                f"Host: {url.host}\r\nAuthorization: Bearer {GOOD}\r\n\r\n".encode()
+            )
+            wait_until("the poll to wait", lambda: _waiting(side, "restarts", name))  # noqa: B023
+        _put_restart(side, _restart_event("MODIFIED", name, 91))  # the poll ends, to no one
+        wait_until("the poll to be counted", lambda: _hits(side) == before + 1)  # noqa: B023
+        assert not _waiting(side, "restarts", name)
+        assert _send(side, "GET", RESTART, GOOD, {}).status_code == 200  # still serving
+    assert fast.authentications == authentications
+    assert _series(fast) == _series(routes)
+
+
+def test_stale_answers_carry_the_same_warning(sides: tuple[Side, Side]) -> None:
+    _warm(sides)
+    fast, routes = sides
+    authentications = fast.authentications
+    for side in sides:
+        _put_restart(side, _restart_event("ADDED", "stale-abcde", 95))
+        wait_until("the object in the cache", lambda: _has(side, "restarts", "stale-abcde", "95"))  # noqa: B023
+    # the watch is lost while a poll waits: when its wait runs out, it answers with the warning
+    waited = [
+        _since_masked(_poll_while(s, "restarts", "stale-abcde", "wait=2", _make_stale))
+        for s in sides
+    ]
+    assert waited[0] == waited[1]
+    assert any(k == "warning" and "stale" in v for k, v in waited[0][1])
+    assert fast.authentications == authentications
     for path in (RESTART, ROLLOUT):
         # each app lost its watch at its own second: the rest of the warning must be the same
         answers = [_since_masked(_view(_send(s, "GET", path, GOOD, {}), None)) for s in sides]
         assert answers[0] == answers[1]
         status, headers, _ = answers[0]
         assert status == 200 and any(k == "warning" and "stale" in v for k, v in headers)
-    fast, routes = sides
     assert _series(fast) == _series(routes)
