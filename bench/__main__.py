@@ -21,7 +21,19 @@ from types import FrameType
 
 import httpx
 
-from bench import cli, cli_start, cost, creates, env, fanout, followers, limit, polling, rollouts
+from bench import (
+    cli,
+    cli_start,
+    cost,
+    creates,
+    env,
+    fanout,
+    followers,
+    limit,
+    pod_memory,
+    polling,
+    rollouts,
+)
 from bench.cluster import LONG_TTL, Service, World, auth_landed, bench_settings, wait
 from bench.plan import Plan, plan_for
 from bench.report import Results, render
@@ -29,7 +41,18 @@ from bench.wrk import ensure_wrk, run_wrk, wrk_version
 from service.config import Settings
 from service.core.crr import CRR_GROUP, CRR_PLURAL
 
-SECTIONS = ("polling", "limit", "workers", "cost", "creates", "cli", "sse", "memory", "rollouts")
+SECTIONS = (
+    "polling",
+    "limit",
+    "workers",
+    "cost",
+    "creates",
+    "cli",
+    "sse",
+    "memory",
+    "pods",
+    "rollouts",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -92,8 +115,11 @@ def create_via(url: str, namespace: str) -> Callable[[str], str]:
 
 def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     only = set(args.only.split(","))
-    if only - {"rollouts"}:
+    if only - {"rollouts", "pods"}:
         run_shared(args, results, workdir)
+    if "pods" in only:  # in-process, no control plane
+        with step(results, "4c. pod memory"):
+            results.sections["pods"] = pod_memory.run_section(say)
     if "rollouts" in only:
         # last, on a control plane of its own: its audit log would weigh on the other figures
         with step(results, "6. rollouts"):

@@ -234,7 +234,40 @@ def measure(tree: Path, shape: str, count: int, mode: str) -> float:
     return float(done.stdout.strip())
 
 
-def table(rows: Sequence[tuple[str, str, int, str, float]]) -> str:
+Row = tuple[str, str, int, str, float]  # code, shape, pods, mode, bytes per pod
+
+
+def measure_all(
+    trees: Sequence[tuple[str, Path]], sizes: Sequence[int], say: Callable[[str], None]
+) -> list[Row]:
+    rows = []
+    for code, tree in trees:
+        for shape in SHAPES:
+            for count in sizes:
+                for mode in ("tracemalloc", "rss"):
+                    value = measure(tree, shape, count, mode)
+                    say(f"  pods: {code} {shape} {count} {mode}: {value:,.0f} B/pod")
+                    rows.append((code, shape, count, mode, value))
+    return rows
+
+
+def run_section(say: Callable[[str], None], sizes: Sequence[int] = (10_000, 50_000)) -> str:
+    """The bench's section 4c: this tree's code only."""
+    rows = measure_all([("this", HERE)], sizes, say)
+    return "\n".join(
+        [
+            "## 4c. Pod cache memory",
+            "",
+            "Bytes per cached pod, in-process (`bench/pod_memory.py`): pods of two shapes as "
+            "the apiserver lists them, through the `PodCache`'s conversion into its store; "
+            "tracemalloc and RSS each in a fresh interpreter. Target: at most 1 KiB.",
+            "",
+            table(rows),
+        ]
+    )
+
+
+def table(rows: Sequence[Row]) -> str:
     lines = ["| code | pod | pods | tracemalloc B/pod | RSS B/pod |", "|---|---|---:|---:|---:|"]
     by_key: dict[tuple[str, str, int], dict[str, float]] = {}
     for code, shape, count, mode, value in rows:
@@ -260,15 +293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     trees = [("after", HERE)]
     if args.before is not None:
         trees.insert(0, ("before", args.before.resolve()))
-    rows = []
-    for code, tree in trees:
-        for shape in SHAPES:
-            for count in args.sizes:
-                for mode in ("tracemalloc", "rss"):
-                    value = measure(tree, shape, count, mode)
-                    print(f"{code} {shape} {count} {mode}: {value:,.0f} B/pod", flush=True)
-                    rows.append((code, shape, count, mode, value))
-    print(table(rows))
+    print(table(measure_all(trees, args.sizes, lambda line: print(line, flush=True))))
 
 
 if __name__ == "__main__":
