@@ -37,9 +37,14 @@ class Creator:
     close: Callable[[], None]
 
 
-def timed_round(creator: Creator, pods: Sequence[str], concurrency: int) -> Run:
+def timed_round(
+    creator: Creator, pods: Sequence[str], concurrency: int, errors: list[str] | None = None
+) -> Run:
+    """Create on each pod, ``concurrency`` at a time; failures are counted in the run and their
+    messages appended to ``errors`` when given (a count alone cannot say what failed)."""
     latencies: list[float] = []
-    errors: list[str] = []
+    errors = [] if errors is None else errors
+    before = len(errors)
     lock = threading.Lock()
 
     def one(pod: str) -> None:
@@ -58,9 +63,10 @@ def timed_round(creator: Creator, pods: Sequence[str], concurrency: int) -> Run:
         begin = time.perf_counter()
         list(pool.map(one, pods))
         seconds = time.perf_counter() - begin
-    if errors and not latencies:
-        raise RuntimeError(f"every {creator.label} create failed, e.g. {errors[0]}")
-    return run_from_latencies(latencies, seconds, errors=len(errors))
+    failed = len(errors) - before
+    if failed and not latencies:
+        raise RuntimeError(f"every {creator.label} create failed, e.g. {errors[before]}")
+    return run_from_latencies(latencies, seconds, errors=failed)
 
 
 def service_creator(url: str, namespace: str, concurrency: int, token: str | None) -> Creator:
@@ -133,7 +139,8 @@ def measure_creates(
             for rep in range(plan.repetitions):
                 order = sides if rep % 2 == 0 else sides[::-1]
                 for creator in order:
-                    run = timed_round(creator, pods[:size], concurrency)
+                    failures: list[str] = []
+                    run = timed_round(creator, pods[:size], concurrency, failures)
                     clean(world, service_url, namespace, token)
                     runs[creator.label].append(run)
                     say(
@@ -141,6 +148,8 @@ def measure_creates(
                         f"{run.throughput:,.1f}/s p50 {run.p50_ms:.1f} ms "
                         f"p99 {run.p99_ms:.1f} ms" + (f" errors {run.errors}" if run.errors else "")
                     )
+                    for message in sorted(set(failures))[:3]:
+                        say(f"    failed: {message}")
         finally:
             for creator in sides:
                 creator.close()
