@@ -50,10 +50,6 @@ class ReadinessWatch(ApiWatch):
 
     # -- use
 
-    def start(self) -> ReadinessWatch:
-        self.start_watch()
-        return self
-
     def begin(self) -> None:
         """A new window, from the pods' state now."""
         self.check()

@@ -63,10 +63,6 @@ class RestartChainWatch(ApiWatch):
         self._known: set[str] = set()  # CRRs that existed before begin(): not this way's
         self._seen: dict[str, dict[str, float]] = {}
 
-    def start(self) -> RestartChainWatch:
-        self.start_watch()
-        return self
-
     def begin(self) -> None:
         self.check()
         with self._lock:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from kubernetes import client as k8s
 from kubernetes import watch
@@ -51,11 +51,13 @@ class ApiWatch:
 
     # -- use
 
-    def start_watch(self) -> None:
+    def start(self) -> Self:
+        """Start the thread; return once the first list is in."""
         self._thread.start()
         if not self._synced.wait(60):
             raise TimeoutError(f"{self.name} did not list in 60 s")
         self.check()
+        return self
 
     def stop(self) -> None:
         self._stopping.set()

@@ -43,7 +43,7 @@ from starlette.types import Receive, Scope, Send
 from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from service.http.audit import new_request_id, sane_request_id
 from service.http.cached_reads import WatchedStore, long_poll, stale_headers
-from service.http.deps import MAX_TOKEN_LENGTH
+from service.http.deps import MAX_TOKEN_LENGTH, MAX_WAIT_SECONDS
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ _SUBDOMAIN = re.compile(DNS1123_SUBDOMAIN)
 # what a resourceVersion is here: the apiserver's are decimal; anything else takes the route
 _VERSION = re.compile(rb"[0-9]{1,64}")
 _WAIT = re.compile(rb"[0-9]{1,2}")
-_MAX_WAIT = 60  # the route's own bound (``le=60``); beyond it the route answers 422
 # headers on which another middleware acts (CORS; the body limit): such requests go the long way
 _HANDED_ON = frozenset({b"origin", b"content-length", b"transfer-encoding"})
 _JSON = (b"content-type", b"application/json")
@@ -213,7 +212,8 @@ def _poll_query(query: bytes) -> tuple[int, str | None] | None:
         if key in seen:
             return None
         seen.add(key)
-        if key == b"wait" and _WAIT.fullmatch(value) and int(value) <= _MAX_WAIT:
+        # beyond the routes' own bound the route answers 422
+        if key == b"wait" and _WAIT.fullmatch(value) and int(value) <= MAX_WAIT_SECONDS:
             wait = int(value)
         elif key == b"resourceVersion" and _VERSION.fullmatch(value):
             since = value.decode()

@@ -304,8 +304,7 @@ class UnreadyWatch(ApiWatch):
         self.order: list[str] = []  # pods in the order they first went unready
 
     def __enter__(self) -> UnreadyWatch:
-        self.start_watch()
-        return self
+        return self.start()
 
     def __exit__(
         self,
