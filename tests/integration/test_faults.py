@@ -70,13 +70,18 @@ def follow_from(base_url: str, namespace: str, name: str, timeout: float) -> lis
 def creates_work_again(api: httpx.Client, namespace: str, pod: str) -> str:
     """Once the cluster is back (kruise's webhook sees pods, the simulator runs), a create
     on ``pod`` succeeds: its name. Until then the service may only say "retry" (503 or 504,
-    as problem+json); any other answer fails the test."""
+    as problem+json); any other answer fails the test. A create answered 504 may still have
+    landed (the 504 says so): the pod's restart is then that one, named by the 409."""
 
     def created() -> str | None:
         response = api.post(restarts_url(namespace), json={"pod": pod})
         if response.status_code in RETRY_LATER:
             assert_problem(response, response.status_code)
             return None
+        if response.status_code == 409:
+            assert_problem(response, 409, "restart-in-progress")
+            landed: str = response.json()["activeRestart"]
+            return landed
         assert response.status_code == 201, response.text
         name: str = response.json()["name"]
         return name
