@@ -34,6 +34,9 @@ instance per connection, ``uvicorn.Config(http=...)`` takes the class) and adds,
 
 With TLS, ``connection_made`` comes after the handshake; the handshake itself is bounded by the
 same deadline in ``service.edge.server``.
+
+And it hands uvicorn a transport that sends a response's head and body in one write
+(``CoalescingTransport``), and sets ``TCP_NODELAY`` whoever bound the listening socket.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -119,7 +123,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse(transport)
             return
         _no_delay(transport)
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))
         self._arm_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -204,6 +208,104 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if transport.can_write_eof():  # plain TCP: the FIN tells the client we are done
             transport.write_eof()
         self._deadline = self.loop.call_later(self.guard.header_timeout, transport.abort)
+
+
+# A held write is joined to the next one only below this size: beyond it, copying costs more
+# than the second send saves (list pages, large bodies).
+JOIN_LIMIT = 64 * 1024
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A connection's transport whose writes made back to back leave in one send.
+
+    uvicorn writes a response's status line and headers with one ``transport.write`` and its
+    body with another, and asyncio's transport sends each at once: two ``send()`` calls, two
+    TCP segments (two records with TLS) for a response the app handed over whole. Those sends
+    were 45% of the fast path's event-loop time (BENCHMARKS.md, "Polls"). So a write is held
+    and the next one joins it; what is still held when the loop comes round again (a stream's
+    head whose first event comes later) leaves in a ``call_soon`` callback, so nothing waits
+    longer than the callbacks already due. Closing sends what is held first; aborting drops
+    it, as it drops the transport's own buffer. Everything else is the wrapped transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._flush_due = False
+
+    def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+        held = self._held
+        if held is None:
+            if data:
+                self._held = bytes(data)  # held past this call: a copy of anything mutable
+                if not self._flush_due:
+                    self._flush_due = True
+                    self._loop.call_soon(self._flush_held)
+            return
+        self._held = None
+        if len(held) + len(data) <= JOIN_LIMIT:
+            self._transport.write(b"".join((held, data)))
+        else:
+            self._transport.write(held)
+            self._transport.write(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _flush_held(self) -> None:
+        self._flush_due = False
+        held, self._held = self._held, None
+        if held is not None:
+            self._transport.write(held)
+
+    def get_write_buffer_size(self) -> int:
+        held = 0 if self._held is None else len(self._held)
+        return self._transport.get_write_buffer_size() + held
+
+    def close(self) -> None:
+        self._flush_held()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush_held()
+        self._transport.write_eof()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._flush_held()  # an upgraded connection's new protocol writes straight on
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
 
 
 _REASONS = {408: b"Request Timeout", 503: b"Service Unavailable"}
