@@ -123,7 +123,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse(transport)
             return
         _no_delay(transport)
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        self._coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self._coalescing)
         self._arm_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -151,6 +152,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_deadline()
         self._request_begun = False
+        self._coalescing.hold_next_write()  # the response's head waits for its body
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -216,39 +218,47 @@ JOIN_LIMIT = 64 * 1024
 
 
 class CoalescingTransport(asyncio.Transport):
-    """A connection's transport whose writes made back to back leave in one send.
+    """A connection's transport that sends a response's head together with what follows it.
 
     uvicorn writes a response's status line and headers with one ``transport.write`` and its
     body with another, and asyncio's transport sends each at once: two ``send()`` calls, two
     TCP segments (two records with TLS) for a response the app handed over whole. Those sends
-    were 45% of the fast path's event-loop time (BENCHMARKS.md, "Polls"). So a write is held
-    and the next one joins it; what is still held when the loop comes round again (a stream's
-    head whose first event comes later) leaves in a ``call_soon`` callback, so nothing waits
-    longer than the callbacks already due. Closing sends what is held first; aborting drops
-    it, as it drops the transport's own buffer. Everything else is the wrapped transport's.
+    were 45% of the fast path's event-loop time (BENCHMARKS.md, "Polls"). So once a request's
+    headers are in, the protocol calls :meth:`hold_next_write`: the response's first write (its
+    head) is held, and the next write joins it. If the loop comes round before that (a stream
+    whose first event comes later), the head leaves alone from a ``call_soon`` callback, so it
+    waits no longer than the callbacks already due. Later writes (a stream's events) go
+    straight out. Closing sends what is held first; aborting drops it, as it drops the
+    transport's own buffer. Everything else is the wrapped transport's.
     """
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
+        self._hold_next = False
         self._held: bytes | None = None
         self._flush_due = False
 
+    def hold_next_write(self) -> None:
+        self._hold_next = True
+
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         held = self._held
-        if held is None:
-            if data:
-                self._held = bytes(data)  # held past this call: a copy of anything mutable
-                if not self._flush_due:
-                    self._flush_due = True
-                    self._loop.call_soon(self._flush_held)
-            return
-        self._held = None
-        if len(held) + len(data) <= JOIN_LIMIT:
-            self._transport.write(b"".join((held, data)))
+        if held is not None:
+            self._held = None
+            if len(held) + len(data) <= JOIN_LIMIT:
+                self._transport.write(b"".join((held, data)))
+            else:
+                self._transport.write(held)
+                self._transport.write(data)
+        elif self._hold_next and data:
+            self._hold_next = False
+            self._held = bytes(data)  # held past this call: a copy of anything mutable
+            if not self._flush_due:
+                self._flush_due = True
+                self._loop.call_soon(self._flush_held)
         else:
-            self._transport.write(held)
             self._transport.write(data)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
