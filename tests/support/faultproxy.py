@@ -99,6 +99,12 @@ class FaultProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                # close() may have cut the connections while this one was being made: it would
+                # outlive the proxy, open, until a garbage collection warned of both sockets
+                if self._closed:
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets.update((client, upstream))
                 self.connections += 1
             for src, dst in ((client, upstream), (upstream, client)):
