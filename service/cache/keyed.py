@@ -127,13 +127,19 @@ class KeyedStore(WatchedStore[E]):
         mine = (self._within_retention(e) for e in entries.values() if e.idempotency == label)
         return min((e for e in mine if e is not None), key=lambda e: e.key[1], default=None)
 
-    async def wait_change(self, namespace: str, name: str, timeout: float) -> None:
+    async def wait_change(
+        self,
+        namespace: str,
+        name: str,
+        timeout: float,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         """Return when the entry changes (or ``timeout`` passes, or the cache drains)."""
         if self._draining:
             return
         # no timer or task per wait: a change wakes every follower of the object at once
         # (ten thousand of them in the bench), see service.cache.waiters
-        await self._waiters.wait((namespace, name), timeout)
+        await self._waiters.wait((namespace, name), timeout, on_change)
 
     def subscribe(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(namespace, name)`` on the event loop after every change of an

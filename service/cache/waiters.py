@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+
+log = logging.getLogger(__name__)
 
 Deadline = tuple[float, int, "asyncio.Future[bool]"]  # (when, tie-break, the wait)
 
@@ -24,7 +27,7 @@ class Waiters:
     """The waits of a store, by key."""
 
     def __init__(self) -> None:
-        self._by_key: dict[Hashable, dict[asyncio.Future[bool], None]] = {}
+        self._by_key: dict[Hashable, dict[asyncio.Future[bool], Callable[[], None] | None]] = {}
         self._deadlines: list[Deadline] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -36,12 +39,14 @@ class Waiters:
         """Whether anyone waits for ``key`` now."""
         return bool(self._by_key.get(key))
 
-    async def wait(self, key: Hashable, timeout: float) -> bool:
+    async def wait(
+        self, key: Hashable, timeout: float, on_wake: Callable[[], None] | None = None
+    ) -> bool:
         """Return when :meth:`wake` is called for ``key`` (or all): True; or after ``timeout``:
-        False."""
+        False. ``on_wake`` is called in the wake itself, before any waiting task resumes."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
-        self._by_key.setdefault(key, {})[waiter] = None
+        self._by_key.setdefault(key, {})[waiter] = on_wake
         if self._timer_loop is not loop and self._timer_loop is not None:  # a new loop (tests)
             self._deadlines = [d for d in self._deadlines if d[2].get_loop() is loop]
             heapq.heapify(self._deadlines)
@@ -73,9 +78,14 @@ class Waiters:
         for waiting in everyone.values():
             self._end(waiting)
 
-    def _end(self, waiting: dict[asyncio.Future[bool], None]) -> None:
-        for waiter in waiting:
+    def _end(self, waiting: dict[asyncio.Future[bool], Callable[[], None] | None]) -> None:
+        for waiter, on_wake in waiting.items():
             if not waiter.done():
+                if on_wake is not None:
+                    try:
+                        on_wake()
+                    except Exception:  # its task still resumes, and answers
+                        log.exception("a wake callback failed")
                 waiter.set_result(True)
         # their deadlines stay in the heap until due; rebuild it once most are such leftovers,
         # so that a busy object's followers (a wait per change each) cannot grow it for ever

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from service.core.errors import RequestInvalid
-from service.http.streams import FinalChunk
+from service.http.streams import EarlyEnd, FinalChunk
 
 
 class CachedObject(Protocol):
@@ -39,7 +39,13 @@ class WatchedStore(Protocol[E_co]):
 
     def get(self, namespace: str, name: str) -> E_co | None: ...
 
-    async def wait_change(self, namespace: str, name: str, timeout: float) -> None: ...
+    async def wait_change(
+        self,
+        namespace: str,
+        name: str,
+        timeout: float,
+        on_change: Callable[[], None] | None = None,
+    ) -> None: ...
 
 
 Version = Callable[[E], str]  # an entry's resourceVersion
@@ -56,9 +62,11 @@ async def long_poll(
     since: str | None,
     version: Version[E],
     finished: Finished[E],
+    on_change: Callable[[], None] | None = None,
 ) -> E:
     """``entry``, or its next version when it changes from ``since`` (default: the current
-    one) within ``wait`` seconds, unless it has finished or the process is shutting down."""
+    one) within ``wait`` seconds, unless it has finished or the process is shutting down.
+    ``on_change`` is called in the store's wake on every change (``Waiters``)."""
     if wait <= 0 or finished(entry):
         return entry
     since = since if since is not None else version(entry)
@@ -68,7 +76,7 @@ async def long_poll(
         remaining = deadline - loop.time()
         if store.draining or remaining <= 0:  # shutting down: answer now, the client polls again
             break
-        await store.wait_change(namespace, name, remaining)
+        await store.wait_change(namespace, name, remaining, on_change)
         latest = store.get(namespace, name)
         if latest is None:
             break
@@ -157,13 +165,22 @@ async def snapshots(
     heartbeat: float,
     version: Version[E],
     finished: Finished[E],
+    early_end: EarlyEnd | None = None,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a snapshot on every change (none for the version the client says
     it has), comment heartbeats in between; the stream ends after the finished snapshot, or
     when this replica drains (the client reconnects with Last-Event-ID, to another one). The
-    last snapshot is a ``FinalChunk``: it goes out with the end of the response."""
+    last snapshot is a ``FinalChunk``: it goes out with the end of the response, and, with
+    ``early_end`` (the response's), from the store's wake when the object finishes."""
     entry = first
     sent = last_event_id
+
+    def on_change() -> None:  # in the store's wake: the finished snapshot, sent at once
+        assert early_end is not None
+        latest = store.get(namespace, name)
+        if latest is not None and finished(latest) and version(latest) != sent:
+            early_end.end_now(_snapshot_event(event, version(latest), latest.body, True))
+
     yield b"retry: 3000\n\n"
     while True:
         last = finished(entry) or store.draining
@@ -172,7 +189,11 @@ async def snapshots(
             sent = version(entry)
         if last:
             return
-        await store.wait_change(namespace, name, heartbeat)
+        await store.wait_change(
+            namespace, name, heartbeat, on_change if early_end is not None else None
+        )
+        if early_end is not None and early_end.sent:
+            return
         latest = store.get(namespace, name)
         if latest is None:
             return

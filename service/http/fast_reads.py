@@ -19,12 +19,13 @@ A long poll that must wait (``?wait=N``, the object unfinished and still at the 
 waits here, on the same store waiter and with the same ``long_poll`` as the route, and answers
 with what holds when it wakes: at ten thousand followers of one object, each one woken through
 FastAPI's route and five middleware send wrappers was most of the fan-out's time (BENCHMARKS.md,
-"Followers"). Everything else (misses, refusals, anything unusual) goes on to the FastAPI app
-unchanged, which stays the one description of the API (``openapi.yaml``) and answers every
-error. What this answers is byte for byte what the route answers: the same body,
-``Content-Type``, stale ``Warning``, ``X-Request-Id`` and metrics series
-(tests/unit/http/test_fast_reads.py sends every case through both paths). Reads are not
-audited, so no audit record is skipped.
+"Followers"). A change that ends the poll is even answered from the store's wake itself
+(``_EarlyAnswer``, ``service.http.sending``), before the task resumes. Everything else (misses,
+refusals, anything unusual) goes on to the FastAPI app unchanged, which stays the one
+description of the API (``openapi.yaml``) and answers every error. What this answers is byte
+for byte what the route answers: the same body, ``Content-Type``, stale ``Warning``,
+``X-Request-Id`` and metrics series (tests/unit/http/test_fast_reads.py sends every case
+through both paths). Reads are not audited, so no audit record is skipped.
 """
 
 from __future__ import annotations
@@ -32,18 +33,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.datastructures import State
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service.core.schemas import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from service.http.audit import new_request_id, sane_request_id
 from service.http.cached_reads import WatchedStore, long_poll, stale_headers
 from service.http.deps import MAX_TOKEN_LENGTH, MAX_WAIT_SECONDS
+from service.http.sending import send_now
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,9 @@ class FastReads:
         if hit is None:
             return False
         entry = hit.entry
+        early: _EarlyAnswer | None = None
         if hit.wait > 0:  # as the route: a poll whose object is gone meanwhile gets its last state
+            early = _EarlyAnswer(hit, send)
             entry = await long_poll(
                 hit.store,
                 entry,
@@ -109,23 +113,19 @@ class FastReads:
                 since=hit.since,
                 version=hit.read.version,
                 finished=hit.read.finished,
+                on_change=early.on_change,
             )
-        body: bytes = entry.body
-        # in the order the route's Response and the request-id middleware write them
-        headers = [
-            (b"content-length", str(len(body)).encode()),
-            _JSON,
-            (b"x-request-id", (sane_request_id(hit.request_id) or new_request_id()).encode()),
-        ]
-        stale = stale_headers(hit.store, hit.namespace)  # after the wait, as the route's
-        if stale is not None:
-            headers.insert(0, (b"warning", stale["Warning"].encode("latin-1")))
         counter, latency = self._counted[hit.segment]
         counter.inc()  # as MetricsMiddleware counts: when the response starts
+        if early is not None and early.started_at is not None:
+            latency.observe(early.started_at - start)
+            await early.finish()
+            return True
         latency.observe(time.perf_counter() - start)
+        start_message, body_message = _answer(hit, entry)
         # start and body with nothing in between: one loop iteration, no await that yields
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send(start_message)
+        await send(body_message)
         return True
 
     def _hit(self, scope: Scope) -> _Hit | None:
@@ -182,6 +182,65 @@ class FastReads:
             return None
         wait = min(wait, settings.max_wait_seconds)
         return _Hit(segment, read, store, namespace, name, entry, wait, since, request_id)
+
+
+def _answer(hit: _Hit, entry: Any) -> tuple[Message, Message]:
+    """The response to ``hit`` from ``entry``: its start and its body."""
+    body: bytes = entry.body
+    # in the order the route's Response and the request-id middleware write them
+    headers = [
+        (b"content-length", str(len(body)).encode()),
+        _JSON,
+        (b"x-request-id", (sane_request_id(hit.request_id) or new_request_id()).encode()),
+    ]
+    stale = stale_headers(hit.store, hit.namespace)  # after the wait, as the route's
+    if stale is not None:
+        headers.insert(0, (b"warning", stale["Warning"].encode("latin-1")))
+    return (
+        {"type": "http.response.start", "status": 200, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+class _EarlyAnswer:
+    """A long poll answered from inside the store's wake (``on_change``, see
+    ``service.http.sending``) when the change is one that ends it. The task still resumes
+    after: it finishes a send that had to wait, if any, and counts the request. Any other
+    wake (the change does not end the poll, the object is gone, the store drains) leaves
+    everything to the task, which decides exactly as before."""
+
+    __slots__ = ("hit", "rest", "send", "since", "started_at", "unsent")
+
+    def __init__(self, hit: _Hit, send: Send) -> None:
+        self.hit, self.send = hit, send
+        self.since = hit.since if hit.since is not None else hit.read.version(hit.entry)
+        self.started_at: float | None = None
+        self.rest: Awaitable[None] | None = None  # a send that has to wait for the client
+        self.unsent: Message | None = None  # the body, when the start had to wait
+
+    def on_change(self) -> None:
+        if self.started_at is not None:
+            return
+        hit = self.hit
+        latest = hit.store.get(hit.namespace, hit.name)
+        if latest is None or (
+            not hit.read.finished(latest) and hit.read.version(latest) == self.since
+        ):
+            return  # not an answer (yet): the task goes on as before
+        start_message, body_message = _answer(hit, latest)
+        self.started_at = time.perf_counter()
+        self.rest = send_now(self.send, start_message)
+        if self.rest is None:
+            self.rest = send_now(self.send, body_message)
+        else:
+            self.unsent = body_message
+
+    async def finish(self) -> None:
+        """What the wake could not send at once."""
+        if self.rest is not None:
+            await self.rest
+        if self.unsent is not None:
+            await self.send(self.unsent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,32 +14,63 @@ follower on every change:
   middleware and one more socket write per follower. A stream's known last chunk
   (:class:`FinalChunk`, say a restart's finished snapshot) goes out with the end of the
   response in one message.
+* A stream's body may end it from the store's wake (:class:`EarlyEnd`, see
+  ``service.http.sending``): ten thousand followers of a restart get its finished snapshot in
+  one pass, before their tasks resume.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
+
+from service.http.sending import send_now
 
 
 class FinalChunk(bytes):
     """The last chunk of a stream: sent together with the end of the response."""
 
 
+class EarlyEnd:
+    """The end of a stream, sent by its body from a callback while the response waits for the
+    body's next chunk: then the body ends without one, and the response sends nothing more."""
+
+    __slots__ = ("rest", "send", "sent")
+
+    def __init__(self) -> None:
+        self.send: Send | None = None  # the response's, once it started
+        self.sent = False
+        self.rest: Awaitable[None] | None = None  # what the client was too slow to take at once
+
+    def end_now(self, last: bytes) -> bool:
+        """Send ``last`` with the end of the response; False when that cannot happen here."""
+        if self.send is None or self.sent:
+            return False
+        self.sent = True
+        end = {"type": "http.response.body", "body": last, "more_body": False}
+        self.rest = send_now(self.send, end)
+        return True
+
+
 class EventStreamResponse(StreamingResponse):
     """``StreamingResponse`` for ``text/event-stream`` bodies of bytes (module docstring)."""
 
     media_type = "text/event-stream"
+    early_end: EarlyEnd | None = None  # set by a body that can end the stream early
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = asyncio.current_task()
         assert body is not None
         complete = False
+        early = self.early_end
 
         def client_left(listener: asyncio.Task[None]) -> None:
-            if not complete and not listener.cancelled() and listener.exception() is None:
+            if complete or (early is not None and early.sent):  # it ended: the server says so
+                return
+            if not listener.cancelled() and listener.exception() is None:
                 body.cancel("the client left")
 
         listener = asyncio.create_task(_disconnected(receive))
@@ -52,7 +83,9 @@ class EventStreamResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
-            end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+            end: Message | None = {"type": "http.response.body", "body": b"", "more_body": False}
+            if early is not None:
+                early.send = send  # the body only waits for a change between its chunks
             async for chunk in self.body_iterator:
                 assert isinstance(chunk, bytes)  # our streams yield bytes only
                 if isinstance(chunk, FinalChunk):
@@ -60,7 +93,12 @@ class EventStreamResponse(StreamingResponse):
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             complete = True
-            await send(end)
+            if early is not None and early.sent:  # the body sent the end itself
+                end = None
+                if early.rest is not None:
+                    await early.rest
+            if end is not None:
+                await send(end)
         except asyncio.CancelledError:
             if listener.done() and not listener.cancelled() and body.uncancel() == 0:
                 return  # the client left: nothing more to send, nobody to tell

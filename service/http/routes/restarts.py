@@ -42,7 +42,7 @@ from service.http.responses import (
     GET_RESPONSES,
     LIST_RESPONSES,
 )
-from service.http.streams import EventStreamResponse
+from service.http.streams import EarlyEnd, EventStreamResponse
 from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
@@ -196,6 +196,7 @@ async def restart_events(
     last_event_id: ResumeHeader = None,
 ) -> StreamingResponse:
     _served(services, namespace)
+    early_end = EarlyEnd()
     stream = snapshots(
         services.cache,
         _entry_or_404(services, namespace, name),
@@ -206,12 +207,15 @@ async def restart_events(
         heartbeat=services.settings.sse_heartbeat_seconds,
         version=_version,
         finished=_finished,
+        early_end=early_end,
     )
-    return EventStreamResponse(
+    response = EventStreamResponse(
         stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.early_end = early_end
+    return response
 
 
 @router.delete(

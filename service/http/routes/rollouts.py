@@ -38,7 +38,7 @@ from service.http.responses import (
     ROLLOUT_GET_RESPONSES,
     ROLLOUT_LIST_RESPONSES,
 )
-from service.http.streams import EventStreamResponse
+from service.http.streams import EarlyEnd, EventStreamResponse
 from service.http.watch import AuthorizedListOrWatch, LastEventId
 
 JSON = "application/json"
@@ -187,6 +187,7 @@ async def rollout_events(
     last_event_id: ResumeHeader = None,
 ) -> StreamingResponse:
     _served(services, namespace)
+    early_end = EarlyEnd()
     stream = snapshots(
         services.rollouts,
         _entry_or_404(services, namespace, name),
@@ -197,12 +198,15 @@ async def rollout_events(
         heartbeat=services.settings.sse_heartbeat_seconds,
         version=_version,
         finished=_finished,
+        early_end=early_end,
     )
-    return EventStreamResponse(
+    response = EventStreamResponse(
         stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.early_end = early_end
+    return response
 
 
 async def _change(
