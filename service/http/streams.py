@@ -22,7 +22,7 @@ follower on every change:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, Awaitable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
@@ -59,7 +59,18 @@ class EventStreamResponse(StreamingResponse):
     """``StreamingResponse`` for ``text/event-stream`` bodies of bytes (module docstring)."""
 
     media_type = "text/event-stream"
-    early_end: EarlyEnd | None = None  # set by a body that can end the stream early
+
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        *,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        early_end: EarlyEnd | None = None,
+    ) -> None:
+        """``early_end``: the one the body (``content``) may end the stream with."""
+        super().__init__(content, headers=headers, media_type=media_type)
+        self.early_end = early_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = asyncio.current_task()

@@ -209,13 +209,12 @@ async def restart_events(
         finished=_finished,
         early_end=early_end,
     )
-    response = EventStreamResponse(
+    return EventStreamResponse(
         stream,
+        early_end=early_end,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    response.early_end = early_end
-    return response
 
 
 @router.delete(

@@ -200,13 +200,12 @@ async def rollout_events(
         finished=_finished,
         early_end=early_end,
     )
-    response = EventStreamResponse(
+    return EventStreamResponse(
         stream,
+        early_end=early_end,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    response.early_end = early_end
-    return response
 
 
 async def _change(

@@ -77,8 +77,7 @@ def _follower(cache: RestartCache, client: Client) -> asyncio.Task[None]:
         finished=lambda e: e.finished,
         early_end=early_end,
     )
-    response = EventStreamResponse(stream, headers=HEADERS)
-    response.early_end = early_end
+    response = EventStreamResponse(stream, headers=HEADERS, early_end=early_end)
     scope: dict[str, Any] = {"type": "http", "asgi": {"spec_version": "2.3"}}
     return asyncio.create_task(response(scope, client.receive, client.send))
 
