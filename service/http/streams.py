@@ -94,7 +94,7 @@ class EventStreamResponse(StreamingResponse):
                     "headers": self.raw_headers,
                 }
             )
-            end: Message | None = {"type": "http.response.body", "body": b"", "more_body": False}
+            end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
             if early is not None:
                 early.send = send  # the body only waits for a change between its chunks
             async for chunk in self.body_iterator:
@@ -105,10 +105,9 @@ class EventStreamResponse(StreamingResponse):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             complete = True
             if early is not None and early.sent:  # the body sent the end itself
-                end = None
                 if early.rest is not None:
                     await early.rest
-            if end is not None:
+            else:
                 await send(end)
         except asyncio.CancelledError:
             if listener.done() and not listener.cancelled() and body.uncancel() == 0:
